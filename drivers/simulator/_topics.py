@@ -1,0 +1,34 @@
+"""Zigbee2MQTT topics as the simulator publishes them: built here, nowhere else in the simulator.
+
+Native HomeGuard topics come from `hub.topics`; Zigbee2MQTT's live under a configurable base topic.
+"""
+
+from __future__ import annotations
+
+
+def z2m_device(base: str, name: str) -> str:
+    """A device's state (JSON) under its friendly name."""
+    return f"{base}/{name}"
+
+
+def z2m_set(base: str, name: str) -> str:
+    return f"{base}/{name}/set"
+
+
+def z2m_get(base: str, name: str) -> str:
+    return f"{base}/{name}/get"
+
+
+def z2m_availability(base: str, name: str) -> str:
+    """Retained `{"state":"online"}` / `{"state":"offline"}`."""
+    return f"{base}/{name}/availability"
+
+
+def z2m_bridge_state(base: str) -> str:
+    """Retained `{"state":"online"}`, with `{"state":"offline"}` as the last will."""
+    return f"{base}/bridge/state"
+
+
+def z2m_bridge_devices(base: str) -> str:
+    """Retained JSON list of every device on the network, the coordinator first."""
+    return f"{base}/bridge/devices"

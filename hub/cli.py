@@ -1,0 +1,316 @@
+"""`homeguard-hub`: run the hub, check its configuration, and look at what it knows."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from hub import __version__, topics
+from hub.cli_output import ago, emit_json, table, when
+from hub.config import Config, config_path, load_config
+from hub.errors import ConfigError, StoreError
+from hub.incident import Incident, Status, to_json, to_wire
+from hub.logsetup import setup_logging
+from hub.store import hubstate, open_database
+from hub.store import incidents as incident_repo
+from hub.store import readings as readings_repo
+from hub.store.db import DB_NAME
+
+EXIT_CONFIG = 2
+EXIT_NOT_FOUND = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config if args.config is not None else config_path())
+    except ConfigError as err:
+        print(f"configuration error:\n{err}", file=sys.stderr)
+        return EXIT_CONFIG
+    handler: Callable[[argparse.Namespace, Config], int] = args.handler
+    try:
+        return handler(args, config)
+    except StoreError as err:
+        print(f"database error in {config.hub.data_dir}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="homeguard-hub", description=__doc__)
+    p.add_argument("--version", action="version", version=f"homeguard-hub {__version__}")
+    p.add_argument("-c", "--config", type=Path, help="TOML file (default: $HOMEGUARD_CONFIG, "
+                   "else /etc/homeguard/hub.toml if present, else built-in defaults)")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the hub")
+    run.add_argument("--simulate", nargs="?", const="leak", metavar="SCENARIO",
+                     choices=["normal", "leak", "stuck-valve"],
+                     help="also run simulated devices (scenario: normal, leak [default], stuck-valve)")
+    run.add_argument("--leak-after", type=float, default=20.0, metavar="S",
+                     help="seconds before the simulated leak (default 20)")
+    run.add_argument("--live", action="store_true", help="print readings and actions as they come")
+    run.set_defaults(handler=_run)
+
+    check = sub.add_parser("check-config", help="validate the configuration and exit")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=_check_config)
+
+    schema = sub.add_parser("config-schema", help="print the configuration's JSON Schema")
+    schema.set_defaults(handler=lambda _a, _c: _print_schema())
+
+    status = sub.add_parser("status", help="is the hub running, connected and healthy")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+
+    sensors = sub.add_parser("sensors", help="known devices, last reading and last seen")
+    sensors.add_argument("--json", action="store_true")
+    sensors.set_defaults(handler=_sensors)
+
+    inc = sub.add_parser("incidents", help="list, show, acknowledge or resolve incidents")
+    inc_sub = inc.add_subparsers(required=True, metavar="ACTION")
+    lst = inc_sub.add_parser("list", help="open incidents (--all for every one)")
+    lst.add_argument("--all", action="store_true")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(handler=_incidents_list)
+    for name, helptext in (("show", "one incident in full"), ("ack", "acknowledge"),
+                           ("resolve", "mark resolved")):
+        one = inc_sub.add_parser(name, help=helptext)
+        one.add_argument("id", help="incident id (or a unique prefix of 4+ characters)")
+        one.add_argument("--json", action="store_true")
+        one.set_defaults(handler=_incident_one, action=name)
+
+    sim = sub.add_parser("simulate", help="run simulated devices against the configured broker")
+    sim.add_argument("--scenario", default="leak", choices=["normal", "leak", "stuck-valve"])
+    sim.add_argument("--leak-after", type=float, default=20.0, metavar="S")
+    sim.set_defaults(handler=_simulate)
+    return p
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    from drivers.simulator import Scenario
+    from hub import daemon
+
+    setup_logging(config.hub.log_level)
+    options = daemon.Options(
+        simulate=Scenario(args.simulate) if args.simulate else None,
+        leak_after_s=args.leak_after,
+        live=args.live,
+    )
+    _event_loop_run(daemon.run(config, options))
+    return 0
+
+
+def _event_loop_run(coro: Coroutine[Any, Any, None]) -> None:
+    """uvloop where it is installed (less CPU per message on the hub), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    with contextlib.suppress(asyncio.CancelledError):
+        uvloop.run(coro)
+
+
+def _simulate(args: argparse.Namespace, config: Config) -> int:
+    from drivers.simulator import Scenario, run_simulator
+
+    setup_logging(config.hub.log_level)
+    _event_loop_run(
+        run_simulator(
+            host=config.mqtt.host,
+            port=config.mqtt.port,
+            scenario=Scenario(args.scenario),
+            base_topic=config.zigbee2mqtt.base_topic,
+            leak_after_s=args.leak_after,
+        )
+    )
+    return 0
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def _check_config(args: argparse.Namespace, config: Config) -> int:
+    source = args.config or config_path()
+    if args.json:
+        emit_json({"ok": True, "file": str(source) if source else None,
+                   "config": json.loads(config.model_dump_json())})
+        return 0
+    print(f"OK: {source or 'built-in defaults (no file)'}")
+    print(f"  hub {config.hub.id}, data in {config.hub.data_dir}")
+    print(f"  broker {config.mqtt.host}:{config.mqtt.port}"
+          f"{' (TLS)' if config.mqtt.tls else ''}")
+    print(f"  cloud: {config.cloud.url if config.cloud else 'none (offline only)'}")
+    roles = [f"{d.id} ({d.role})" for d in config.devices if d.role]
+    print(f"  {len(config.devices)} devices; actuators: {', '.join(roles) or 'none'}")
+    return 0
+
+
+def _print_schema() -> int:
+    emit_json(Config.model_json_schema())
+    return 0
+
+
+# -- what the hub knows -----------------------------------------------------------------------
+
+
+def _db(config: Config) -> Any:  # noqa: ANN401  (sqlite_utils.Database; untyped library)
+    if not (config.hub.data_dir / DB_NAME).exists():
+        print(f"no hub database in {config.hub.data_dir} yet (has the hub run with this "
+              "configuration?)", file=sys.stderr)
+        raise SystemExit(EXIT_NOT_FOUND)
+    return open_database(config.hub.data_dir)
+
+
+def _status(args: argparse.Namespace, config: Config) -> int:
+    db = _db(config)
+    state = hubstate.read(db)
+    now = time.time()
+    beat = state.get("heartbeat_at")
+    running = (
+        beat is not None
+        and state.get("stopped_at") is None
+        and now - beat < 3 * state.get("heartbeat_interval_s", 5)
+    )
+    open_incidents = incident_repo.list_incidents(db, open_only=True)
+    report = {
+        "running": running,
+        "hub_id": config.hub.id,
+        "data_dir": str(config.hub.data_dir),
+        "last_heartbeat": beat,
+        "open_incidents": len(open_incidents),
+        "outbox_depth": incident_repo.outbox_depth(db),
+        "database_bytes": (config.hub.data_dir / DB_NAME).stat().st_size,
+        **{k: v for k, v in state.items() if k not in {"heartbeat_at", "hub_id"}},
+    }
+    if args.json:
+        emit_json(report)
+        return 0
+    mqtt = state.get("mqtt", {})
+    print(f"hub {config.hub.id}: {'running' if running else 'NOT RUNNING'} "
+          f"(last heartbeat {ago(beat, now)}, version {state.get('version', '?')})")
+    print(f"  broker {mqtt.get('broker', '?')}: "
+          f"{'connected' if mqtt.get('connected') else 'DISCONNECTED'}, "
+          f"{mqtt.get('messages', 0)} messages since start")
+    print(f"  open incidents: {len(open_incidents)}; outbox (waiting for cloud sync): "
+          f"{report['outbox_depth']}; cloud: {state.get('cloud', '?')}")
+    store = state.get("store", {})
+    for key in ("incident_last_error", "recorder_last_error"):
+        if store.get(key):
+            print(f"  STORE PROBLEM: {store[key]}")
+    bad = state.get("bad_input", {})
+    print(f"  refused input: {sum(bad.values())}" + "".join(f"\n    {k}: {v}" for k, v in bad.items()))
+    return 0
+
+
+def _sensors(args: argparse.Namespace, config: Config) -> int:
+    devices = readings_repo.device_table(_db(config))
+    if args.json:
+        emit_json(devices)
+        return 0
+    now = time.time()
+    rows = []
+    for d in devices:
+        values = " ".join(f"{m}={_short(v['value'])}" for m, v in sorted(d["readings"].items()))
+        online = {True: "online", False: "OFFLINE", None: ""}[d["online"]]
+        rows.append((d["id"], d["adapter"], d["role"] or "", d["location"] or "",
+                     ago(d["last_seen"], now), online, values))
+    print(table(("DEVICE", "ADAPTER", "ROLE", "LOCATION", "LAST SEEN", "STATE", "LAST READING"),
+                rows))
+    return 0
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _incidents_list(args: argparse.Namespace, config: Config) -> int:
+    found = incident_repo.list_incidents(_db(config), open_only=not args.all)
+    if args.json:
+        emit_json([to_wire(i) for i in found])
+        return 0
+    if not found:
+        print("no open incidents" if not args.all else "no incidents")
+        return 0
+    print(table(("ID", "REV", "SEVERITY", "TYPE", "STATUS", "DETECTED", "TITLE"),
+                [(i.id[:8], i.revision, i.severity, i.emergency_type, i.status,
+                  when(i.detected_at), i.title) for i in found]))
+    return 0
+
+
+def _incident_one(args: argparse.Namespace, config: Config) -> int:
+    db = _db(config)
+    found = incident_repo.get_incident(db, args.id)
+    if found is None:
+        print(f"no incident matches {args.id!r} (use the id or a unique prefix of 4+ "
+              "characters; see `incidents list --all`)", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    if args.action != "show":
+        status = Status.ACKNOWLEDGED if args.action == "ack" else Status.RESOLVED
+        found = incident_repo.change_status(db, found.id, status, time.time())
+        _announce(config, found)
+    if args.json:
+        emit_json(to_wire(found))
+        return 0
+    _print_incident(found)
+    return 0
+
+
+def _print_incident(i: Incident) -> None:
+    print(f"{i.title}\n  id {i.id} (revision {i.revision})")
+    print(f"  {i.severity} {i.emergency_type}, {i.status}; location {i.location or '-'}")
+    print(f"  detected {when(i.detected_at)}, updated {when(i.updated_at)}"
+          + (f", resolved {when(i.resolved_at)}" if i.resolved_at else ""))
+    print(f"  sensors: {', '.join(i.sensors) or '-'}" + ("  [ESCALATED]" if i.escalated else ""))
+    for e in i.evidence:
+        print(f"  evidence: {e.sensor_id} {e.measurement}={e.value} at {when(e.at)}")
+    for a in i.actions:
+        print(f"  action: {a.action} {a.target}: {a.result} after {a.attempts} attempt(s)"
+              + (f" ({a.detail})" if a.detail else ""))
+    for n, step in enumerate(i.response_plan, 1):
+        print(f"  {n}. {step}")
+
+
+def _announce(config: Config, incident: Incident) -> None:
+    """Publish the new revision on the incident's retained topic (best effort: the running hub
+    republishes every incident from the database when it next connects)."""
+    import paho.mqtt.client as paho
+
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"homeguard-cli-{os.getpid()}")
+    if config.mqtt.username:
+        client.username_pw_set(config.mqtt.username, config.mqtt.password())
+    if config.mqtt.tls is not None:
+        tls = config.mqtt.tls
+        client.tls_set(ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                       certfile=str(tls.cert_file) if tls.cert_file else None,
+                       keyfile=str(tls.key_file) if tls.key_file else None)
+    try:
+        client.connect(config.mqtt.host, config.mqtt.port, keepalive=10)
+        client.loop_start()
+        info = client.publish(topics.hub_incident(config.hub.id, incident.id), to_json(incident),
+                              qos=1, retain=True)
+        info.wait_for_publish(timeout=5)
+        client.disconnect()
+        client.loop_stop()
+    except (OSError, RuntimeError, ValueError) as err:
+        logging.getLogger(__name__).warning("incident saved; MQTT announcement failed: %s", err)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

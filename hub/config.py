@@ -1,0 +1,252 @@
+"""Configuration: one TOML file, validated by pydantic, with errors that name file, line and key.
+
+Every key has a default, so the hub runs with no file at all. `HOMEGUARD_CONFIG` names the file;
+otherwise `/etc/homeguard/hub.toml` is read when it exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hub.config_locate import locate_key
+from hub.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/homeguard/hub.toml")
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+HUB_ID_PATTERN = r"^[A-Za-z0-9_-]{3,64}$"
+
+Adapter = Literal["native", "zigbee2mqtt"]
+Role = Literal["water_valve", "siren"]
+
+
+def default_hub_id() -> str:
+    """A stable id derived from the machine id, so a hub keeps it across reinstalls."""
+    for candidate in (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id")):
+        try:
+            seed = candidate.read_text().strip()
+        except OSError:
+            continue
+        if seed:
+            return "hub-" + hashlib.sha256(seed.encode()).hexdigest()[:8]
+    return "hub-" + hashlib.sha256(os.uname().nodename.encode()).hexdigest()[:8]
+
+
+def default_data_dir() -> Path:
+    """systemd's StateDirectory, else /var/lib/homeguard for root, else the user's state dir."""
+    if state := os.environ.get("STATE_DIRECTORY"):
+        return Path(state.split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/var/lib/homeguard")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "homeguard"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_secret_file(path: Path | None) -> Path | None:
+    """A file holding a secret must exist and must not be readable by others."""
+    if path is None:
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror}") from err
+    if mode & stat.S_IROTH:
+        raise ValueError(f"{path} is readable by everyone; run: chmod o-rwx {path}")
+    return path
+
+
+class HubSection(_Section):
+    id: Annotated[str, Field(pattern=HUB_ID_PATTERN)] = Field(default_factory=default_hub_id)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class TlsSection(_Section):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    _key = field_validator("key_file")(_check_secret_file)
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSection:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: give both or neither")
+        return self
+
+
+class MqttSection(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password_file: Path | None = None
+    client_id: str | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    tls: TlsSection | None = None
+    max_payload_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+
+    _password = field_validator("password_file")(_check_secret_file)
+
+    def password(self) -> str | None:
+        if self.password_file is None:
+            return None
+        return self.password_file.read_text().strip()
+
+
+class Zigbee2MqttSection(_Section):
+    base_topic: Annotated[str, Field(pattern=r"^[^#+]+$")] = "zigbee2mqtt"
+
+
+class CloudSection(_Section):
+    url: str
+    secret_file: Path
+    heartbeat_s: Annotated[int, Field(ge=10, le=3600)] = 60
+    ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme == "https" and parts.hostname:
+            return value.rstrip("/")
+        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+            return value.rstrip("/")
+        raise ValueError("expected an https:// URL (plain http:// only to a loopback host)")
+
+    _secret = field_validator("secret_file")(_check_secret_file)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class LeakSection(_Section):
+    """Tuning of the water-leak protocol."""
+
+    confirm_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+
+class StoreSection(_Section):
+    readings_retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
+    flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+
+class DeviceConfig(_Section):
+    id: Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+    adapter: Adapter
+    name: str | None = None
+    location: str | None = None
+    role: Role | None = None
+
+    @property
+    def native_name(self) -> str:
+        """The device's name in its own ecosystem (defaults to our id)."""
+        return self.name if self.name is not None else self.id
+
+
+class Config(_Section):
+    hub: HubSection = Field(default_factory=HubSection)
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    zigbee2mqtt: Zigbee2MqttSection = Field(default_factory=Zigbee2MqttSection)
+    cloud: CloudSection | None = None
+    leak: LeakSection = Field(default_factory=LeakSection)
+    store: StoreSection = Field(default_factory=StoreSection)
+    devices: list[DeviceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Config:
+        seen: set[str] = set()
+        names: set[tuple[str, str]] = set()
+        for i, d in enumerate(self.devices):
+            if d.id in seen:
+                raise _DeviceError(i, "id", f"device id {d.id!r} is used twice")
+            seen.add(d.id)
+            if (d.adapter, d.native_name) in names:
+                raise _DeviceError(i, "name", f"two {d.adapter} devices are named {d.native_name!r}")
+            names.add((d.adapter, d.native_name))
+        return self
+
+    def device(self, device_id: str) -> DeviceConfig | None:
+        return next((d for d in self.devices if d.id == device_id), None)
+
+
+class _DeviceError(ValueError):
+    def __init__(self, index: int, key: str, message: str) -> None:
+        super().__init__(message)
+        self.loc = ("devices", index, key)
+
+
+def config_path() -> Path | None:
+    """The file to read: `HOMEGUARD_CONFIG`, else the default path when it exists, else none."""
+    if env := os.environ.get("HOMEGUARD_CONFIG"):
+        return Path(env)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate `path` (None: built-in defaults). Raises `ConfigError`."""
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the configuration: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text: {err}") from err
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    return parse_config(data, text=text, origin=str(path))
+
+
+def parse_config(data: dict[str, Any], *, text: str = "", origin: str = "<config>") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, text, origin)) from err
+
+
+def _describe(err: ValidationError, text: str, origin: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc: tuple[Any, ...] = tuple(e["loc"])
+        ctx_err = (e.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _DeviceError):
+            loc = ctx_err.loc
+        key = _dotted(loc)
+        line = locate_key(text, loc)
+        where = f"{origin}:{line}" if line else origin
+        message = str(ctx_err) if ctx_err is not None else e["msg"]
+        if e["type"] == "extra_forbidden":
+            message = "unknown key (a typo?)"
+        elif e["type"] == "missing":
+            message = "required key is missing"
+        got = "" if e["type"] in {"missing", "extra_forbidden"} else f" (got {e.get('input')!r})"
+        lines.append(f"{where}: {key}: {message}{got}")
+    return "\n".join(lines)
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

@@ -1,0 +1,170 @@
+"""The composition root of `homeguard-hub run`: builds every service and runs them in one TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.mqtt.adapter import Adapter, BusSink
+from drivers.mqtt.native import NativeAdapter
+from drivers.mqtt.service import MqttService
+from drivers.mqtt.zigbee2mqtt import Zigbee2MqttAdapter
+from drivers.simulator import SIMULATED_DEVICES, Scenario, run_simulator
+from hub import sdnotify
+from hub.bad_input import BadInputLog
+from hub.bus import Bus
+from hub.clock import Clock, SystemClock
+from hub.config import Config, DeviceConfig
+from hub.health import HealthReporter
+from hub.incident import Incident
+from hub.incident_service import IncidentService
+from hub.live_view import LiveView
+from hub.recorder import Recorder
+from hub.store import DbWorker
+from hub.store import incidents as incident_repo
+from hub.store import readings as readings_repo
+from rules.water_leak import Place, WaterLeakProtocol
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    simulate: Scenario | None = None
+    leak_after_s: float = 20.0
+    live: bool = False
+
+
+def with_simulated_devices(config: Config) -> Config:
+    """The configuration plus the simulator's devices (the ones it does not already name)."""
+    known = {d.id for d in config.devices}
+    extra = [
+        DeviceConfig(id=d.id, adapter=d.adapter, name=d.name, location=d.location, role=d.role)  # type: ignore[arg-type]  # simulator roles/adapters are a subset of the config's
+        for d in SIMULATED_DEVICES
+        if d.id not in known
+    ]
+    return config.model_copy(update={"devices": [*config.devices, *extra]})
+
+
+async def run(config: Config, options: Options = Options(), clock: Clock | None = None) -> None:
+    """Run the hub until cancelled (SIGTERM cancels it too)."""
+    clock = clock or SystemClock()
+    if options.simulate is not None:
+        config = with_simulated_devices(config)
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await _run(config, options, clock)
+    finally:
+        sdnotify.notify("STOPPING=1")
+
+
+async def _run(config: Config, options: Options, clock: Clock) -> None:
+    bus = Bus()
+    bad_input = BadInputLog()
+    devices = config.devices
+    async with DbWorker(config.hub.data_dir) as db:
+        await db.run(readings_repo.register_devices, [_row(d) for d in devices])
+        await db.run(readings_repo.forget_unconfigured, {d.id for d in devices})
+
+        sink = BusSink(bus, bad_input)
+        max_payload = config.mqtt.max_payload_bytes
+        adapters: list[Adapter] = [
+            NativeAdapter(devices, sink, max_payload),
+            Zigbee2MqttAdapter(devices, sink, max_payload, config.zigbee2mqtt.base_topic),
+        ]
+        mqtt = MqttService(
+            config=config.mqtt,
+            hub_id=config.hub.id,
+            adapters=adapters,
+            sink=sink,
+            bus=bus,
+            clock=clock,
+            retained_snapshot=_snapshot(db),
+        )
+        places = {d.id: Place(d.id, d.native_name, d.location) for d in devices}
+        leak = WaterLeakProtocol(
+            bus=bus,
+            clock=clock,
+            valves=[places[d.id] for d in devices if d.role == "water_valve"],
+            sirens=[places[d.id] for d in devices if d.role == "siren"],
+            places=places,
+            confirm_timeout_s=config.leak.confirm_timeout_s,
+            retries=config.leak.retries,
+        )
+        incidents = IncidentService(bus=bus, db=db, hub_id=config.hub.id)
+        recorder = Recorder(
+            bus=bus,
+            db=db,
+            clock=clock,
+            flush_interval_s=config.store.flush_interval_s,
+            retention_s=config.store.readings_retention_days * 86400,
+        )
+
+        def probe() -> dict[str, Any]:
+            return {
+                "hub_id": config.hub.id,
+                "mqtt": {
+                    "connected": mqtt.connected,
+                    "broker": f"{config.mqtt.host}:{config.mqtt.port}",
+                    "messages": mqtt.messages,
+                },
+                "bad_input": bad_input.as_dict(),
+                "bus": bus.stats(),
+                "store": {
+                    "incident_write_failures": incidents.write_failures,
+                    "incident_last_error": incidents.last_error,
+                    "recorder_last_error": recorder.last_error,
+                    "readings_written": recorder.written,
+                },
+                "cloud": "not configured" if config.cloud is None else "configured, sync not built",
+            }
+
+        health = HealthReporter(db=db, clock=clock, probe=probe)
+        async with asyncio.TaskGroup() as tg:
+            if options.live or options.simulate is not None:
+                tg.create_task(LiveView(bus).run(), name="live-view")
+            tg.create_task(leak.run(), name="water-leak")
+            tg.create_task(incidents.run(), name="incidents")
+            tg.create_task(recorder.run(), name="recorder")
+            tg.create_task(mqtt.run(), name="mqtt")
+            tg.create_task(health.run(), name="health")
+            if options.simulate is not None:
+                tg.create_task(
+                    run_simulator(
+                        host=config.mqtt.host,
+                        port=config.mqtt.port,
+                        scenario=options.simulate,
+                        base_topic=config.zigbee2mqtt.base_topic,
+                        leak_after_s=options.leak_after_s,
+                    ),
+                    name="simulator",
+                )
+            sdnotify.notify("READY=1")
+            await mqtt.ready.wait()
+            gc.collect()
+            gc.freeze()  # start-up objects live forever: keep them out of every later collection
+            _log.info("hub %s ready (%d configured devices)", config.hub.id, len(devices))
+
+
+def _snapshot(db: DbWorker) -> Callable[[], Awaitable[list[Incident]]]:
+    async def snapshot() -> list[Incident]:
+        return await db.run(incident_repo.list_incidents)
+
+    return snapshot
+
+
+def _row(d: DeviceConfig) -> readings_repo.DeviceRow:
+    return readings_repo.DeviceRow(d.id, d.adapter, d.native_name, d.location, d.role, None, "config")
+
+
+__all__ = ["Options", "run", "with_simulated_devices"]

@@ -1,0 +1,48 @@
+"""The kernel's error tree. Callers branch on types and reasons, never on message text."""
+
+from __future__ import annotations
+
+import enum
+
+
+class HubError(Exception):
+    """Root of every error the hub raises on purpose."""
+
+
+class ConfigError(HubError):
+    """The configuration cannot be used; the message names the file, line and key."""
+
+
+class StoreError(HubError):
+    """The database could not do what was asked."""
+
+
+class StoreFullError(StoreError):
+    """The disk holding the database is full."""
+
+
+class StoreCorruptError(StoreError):
+    """The database file failed its integrity check."""
+
+
+class BadInputReason(enum.StrEnum):
+    """Why a payload from a device was refused (the label of the bad-input counter)."""
+
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_OBJECT = "not_an_object"
+    WRONG_TYPE = "wrong_type"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    UNKNOWN_KEY = "unknown_key"
+    TOO_LARGE = "too_large"
+    UNKNOWN_DEVICE = "unknown_device"
+    BAD_TOPIC = "bad_topic"
+
+
+class BadInputError(HubError):
+    """A device payload was refused. `reason` is the counter label; `detail` is for the log."""
+
+    def __init__(self, reason: BadInputReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail

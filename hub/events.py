@@ -1,0 +1,121 @@
+"""Typed events that travel on the bus. Frozen, slotted dataclasses: cheap to make, safe to share.
+
+Times are POSIX seconds (float) from the hub's `Clock`; they become RFC 3339 only at the edges.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from hub.incident import Incident, IncidentAction, IncidentEvidence
+from hub.measurements import Measurement
+
+Value = float | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One measurement of one device at one moment."""
+
+    device_id: str
+    measurement: Measurement
+    value: Value
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """A device (or its bridge) said it is online or offline."""
+
+    device_id: str
+    online: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDiscovered:
+    """An ecosystem announced a device the hub did not know from its configuration."""
+
+    device_id: str
+    adapter: str
+    name: str
+    model: str | None
+    exposes: tuple[str, ...]
+    at: float
+
+
+class CommandAction(enum.StrEnum):
+    CLOSE_VALVE = "close_valve"
+    SIREN_ON = "siren_on"
+    READ_STATE = "read_state"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Ask an actuator to do something, through the adapter it speaks."""
+
+    command_id: str
+    device_id: str
+    action: CommandAction
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSent:
+    """A driver handed a command to its transport (`ok`) or could not (`error` says why)."""
+
+    command_id: str
+    device_id: str
+    action: CommandAction
+    ok: bool
+    error: str | None
+    at: float
+
+
+class IncidentKey(enum.StrEnum):
+    """Which open incident a report belongs to: one open incident per key at a time."""
+
+    WATER_LEAK = "water_leak"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentReport:
+    """A rule's view of an incident: open it, or merge into the open one of the same key.
+
+    Empty tuples and `None` mean "nothing new"; the incident service does the merging, in the same
+    transaction as the outbox row, so the rule never reads the database.
+    """
+
+    key: IncidentKey
+    emergency_type: str
+    severity: str
+    title: str
+    location: str | None
+    source_id: str
+    source_version: str
+    at: float
+    sensors: tuple[str, ...] = ()
+    evidence: tuple[IncidentEvidence, ...] = ()
+    actions: tuple[IncidentAction, ...] = ()
+    response_plan: tuple[str, ...] = ()
+    escalated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentChanged:
+    """An incident was written (a new revision is durable, with its outbox row)."""
+
+    incident: Incident
+    at: float = field(default=0.0)
+
+
+Event = (
+    Reading
+    | Availability
+    | DeviceDiscovered
+    | Command
+    | CommandSent
+    | IncidentReport
+    | IncidentChanged
+)

@@ -1,0 +1,56 @@
+"""The hub's own health: written to the store for `homeguard-hub status`, and systemd's watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from hub import __version__, sdnotify
+from hub.clock import Clock
+from hub.errors import StoreError
+from hub.store import DbWorker
+from hub.store import hubstate
+
+_log = logging.getLogger(__name__)
+
+#: How often the daemon refreshes its health row; `status` calls a hub silent after 3 of these.
+HEALTH_INTERVAL_S = 5.0
+
+
+class HealthReporter:
+    def __init__(
+        self, *, db: DbWorker, clock: Clock, probe: Callable[[], dict[str, Any]]
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._probe = probe
+        self._started = clock.now()
+
+    async def run(self) -> None:
+        interval = min(HEALTH_INTERVAL_S, sdnotify.watchdog_interval() or HEALTH_INTERVAL_S)
+        try:
+            while True:
+                await self.write()
+                sdnotify.notify("WATCHDOG=1")
+                await asyncio.sleep(interval)  # a period, not a wait for an event
+        except asyncio.CancelledError:
+            await self.write(stopping=True)
+            raise
+
+    async def write(self, *, stopping: bool = False) -> None:
+        values = {
+            "stopped_at": self._clock.now() if stopping else None,
+            "pid": os.getpid(),
+            "version": __version__,
+            "started_at": self._started,
+            "heartbeat_at": self._clock.now(),
+            "heartbeat_interval_s": HEALTH_INTERVAL_S,
+            **self._probe(),
+        }
+        try:
+            await self._db.run(hubstate.write, values)
+        except StoreError as err:
+            _log.warning("cannot write health (%s)", err)

@@ -1,0 +1,297 @@
+"""The incident: its fields (as in the dispatch API contract), its lifecycle and how reports merge.
+
+Pure code: no I/O. Every change returns a new `Incident` with `revision + 1`; the store writes it
+together with its outbox row.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hub.clock import parse_rfc3339, rfc3339
+
+
+class EmergencyType(enum.StrEnum):
+    WATER_DAMAGE = "water_damage"
+    ELECTRICAL = "electrical"
+    HVAC_FAILURE = "hvac_failure"
+    SECURITY_BREACH = "security_breach"
+    STRUCTURAL = "structural"
+    DEVICE_HEALTH = "device_health"
+
+
+class Severity(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class Status(enum.StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    DISPATCHED = "dispatched"
+    RESOLVED = "resolved"
+
+
+class ActionKind(enum.StrEnum):
+    CLOSE_VALVE = "close_valve"
+    CUT_POWER = "cut_power"
+    HVAC_OFF = "hvac_off"
+    SIREN = "siren"
+    NOTIFY = "notify"
+
+
+class ActionOutcome(enum.StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+
+
+class SourceKind(enum.StrEnum):
+    RULE = "rule"
+    ANOMALY = "anomaly"
+
+
+#: Most evidence items kept on one incident; a leak that reports for days must not grow it forever.
+MAX_EVIDENCE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvidence:
+    sensor_id: str
+    measurement: str
+    value: float | bool | str
+    unit: str | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentAction:
+    action: ActionKind
+    target: str
+    at: float
+    result: ActionOutcome
+    attempts: int = 1
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: str
+    revision: int
+    hub_id: str
+    key: str
+    emergency_type: EmergencyType
+    severity: Severity
+    status: Status
+    title: str
+    location: str | None
+    detected_at: float
+    updated_at: float
+    resolved_at: float | None
+    source_kind: SourceKind
+    source_id: str
+    source_version: str
+    sensors: tuple[str, ...]
+    evidence: tuple[IncidentEvidence, ...]
+    actions: tuple[IncidentAction, ...]
+    response_plan: tuple[str, ...]
+    escalated: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not Status.RESOLVED
+
+
+def new_incident(
+    *,
+    hub_id: str,
+    key: str,
+    emergency_type: EmergencyType,
+    severity: Severity,
+    title: str,
+    location: str | None,
+    source_id: str,
+    source_version: str,
+    at: float,
+) -> Incident:
+    """A fresh incident at revision 0; `merge` brings it to revision 1 with the first report."""
+    return Incident(
+        id=str(uuid.uuid4()),
+        revision=0,
+        hub_id=hub_id,
+        key=key,
+        emergency_type=emergency_type,
+        severity=severity,
+        status=Status.OPEN,
+        title=title,
+        location=location,
+        detected_at=at,
+        updated_at=at,
+        resolved_at=None,
+        source_kind=SourceKind.RULE,
+        source_id=source_id,
+        source_version=source_version,
+        sensors=(),
+        evidence=(),
+        actions=(),
+        response_plan=(),
+    )
+
+
+def merge(
+    incident: Incident,
+    *,
+    at: float,
+    severity: Severity,
+    title: str,
+    sensors: tuple[str, ...],
+    evidence: tuple[IncidentEvidence, ...],
+    actions: tuple[IncidentAction, ...],
+    response_plan: tuple[str, ...],
+    escalated: bool,
+) -> Incident | None:
+    """Fold a report into an incident. Returns the next revision, or None when nothing changed.
+
+    Sensors are a union; evidence is appended (bounded by `MAX_EVIDENCE`, first items kept, as they
+    explain the opening); actions are keyed by (action, target), the newest result winning; severity
+    only ever rises; an escalation is never taken back.
+    """
+    new_sensors = incident.sensors + tuple(s for s in dict.fromkeys(sensors) if s not in incident.sensors)
+    room = MAX_EVIDENCE - len(incident.evidence)
+    new_evidence = incident.evidence + evidence[: max(room, 0)]
+    by_target = {(a.action, a.target): a for a in incident.actions}
+    for a in actions:
+        by_target[(a.action, a.target)] = a
+    new_actions = tuple(by_target.values())
+    new_severity = max(incident.severity, severity, key=_SEVERITY_RANK.__getitem__)
+    candidate = replace(
+        incident,
+        severity=new_severity,
+        title=title or incident.title,
+        sensors=new_sensors,
+        evidence=new_evidence,
+        actions=new_actions,
+        response_plan=response_plan or incident.response_plan,
+        escalated=incident.escalated or escalated,
+    )
+    if candidate == incident and incident.revision > 0:
+        return None
+    return replace(candidate, revision=incident.revision + 1, updated_at=at)
+
+
+def set_status(incident: Incident, status: Status, *, at: float) -> Incident | None:
+    """Move an incident to `status`; None when it already is there."""
+    if incident.status is status:
+        return None
+    return replace(
+        incident,
+        status=status,
+        revision=incident.revision + 1,
+        updated_at=at,
+        resolved_at=at if status is Status.RESOLVED else None,
+    )
+
+
+def to_wire(incident: Incident) -> dict[str, Any]:
+    """The incident as the dispatch API and the local MQTT topic carry it."""
+    return {
+        "id": incident.id,
+        "revision": incident.revision,
+        "hub_id": incident.hub_id,
+        "emergency_type": incident.emergency_type.value,
+        "severity": incident.severity.value,
+        "status": incident.status.value,
+        "title": incident.title,
+        "location": incident.location,
+        "detected_at": rfc3339(incident.detected_at),
+        "updated_at": rfc3339(incident.updated_at),
+        "resolved_at": None if incident.resolved_at is None else rfc3339(incident.resolved_at),
+        "source": {
+            "kind": incident.source_kind.value,
+            "id": incident.source_id,
+            "version": incident.source_version,
+        },
+        "sensors": list(incident.sensors),
+        "evidence": [
+            {
+                "sensor_id": e.sensor_id,
+                "measurement": e.measurement,
+                "value": e.value,
+                "unit": e.unit,
+                "at": rfc3339(e.at),
+            }
+            for e in incident.evidence
+        ],
+        "actions": [
+            {
+                "action": a.action.value,
+                "target": a.target,
+                "at": rfc3339(a.at),
+                "result": a.result.value,
+                "attempts": a.attempts,
+                **({"detail": a.detail} if a.detail else {}),
+            }
+            for a in incident.actions
+        ],
+        "response_plan": list(incident.response_plan),
+        "escalated": incident.escalated,
+    }
+
+
+def from_wire(data: dict[str, Any], *, key: str) -> Incident:
+    """Inverse of `to_wire` (the store keeps the wire JSON of each revision)."""
+    return Incident(
+        id=data["id"],
+        revision=int(data["revision"]),
+        hub_id=data["hub_id"],
+        key=key,
+        emergency_type=EmergencyType(data["emergency_type"]),
+        severity=Severity(data["severity"]),
+        status=Status(data["status"]),
+        title=data["title"],
+        location=data["location"],
+        detected_at=parse_rfc3339(data["detected_at"]),
+        updated_at=parse_rfc3339(data["updated_at"]),
+        resolved_at=None if data["resolved_at"] is None else parse_rfc3339(data["resolved_at"]),
+        source_kind=SourceKind(data["source"]["kind"]),
+        source_id=data["source"]["id"],
+        source_version=data["source"]["version"],
+        sensors=tuple(data["sensors"]),
+        evidence=tuple(
+            IncidentEvidence(
+                sensor_id=e["sensor_id"],
+                measurement=e["measurement"],
+                value=e["value"],
+                unit=e["unit"],
+                at=parse_rfc3339(e["at"]),
+            )
+            for e in data["evidence"]
+        ),
+        actions=tuple(
+            IncidentAction(
+                action=ActionKind(a["action"]),
+                target=a["target"],
+                at=parse_rfc3339(a["at"]),
+                result=ActionOutcome(a["result"]),
+                attempts=int(a.get("attempts", 1)),
+                detail=a.get("detail"),
+            )
+            for a in data["actions"]
+        ),
+        response_plan=tuple(data["response_plan"]),
+        escalated=bool(data.get("escalated", False)),
+    )
+
+
+def to_json(incident: Incident) -> bytes:
+    """The wire form as compact UTF-8 JSON bytes (what MQTT and the outbox carry)."""
+    return json.dumps(to_wire(incident), separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,17 @@
+"""Logging to stderr (journald adds time and unit); one line per record, no secrets by design."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def setup_logging(level: str) -> None:
+    under_journal = bool(os.environ.get("JOURNAL_STREAM"))
+    fmt = "%(levelname)s %(name)s: %(message)s" if under_journal else (
+        "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+    for noisy in ("aiomqtt", "paho"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,84 @@
+"""Writes readings, last values, last-seen and discovered devices to the store, in batches.
+
+Readings are telemetry: the queue is bounded and drops the oldest when the disk cannot keep up
+(counted in the bus stats). Old readings are pruned past the retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from hub.bus import Bus
+from hub.clock import Clock
+from hub.errors import StoreError
+from hub.events import Availability, DeviceDiscovered, Reading
+from hub.store import DbWorker
+from hub.store import readings as repo
+
+_log = logging.getLogger(__name__)
+
+_PRUNE_EVERY_S = 3600.0
+
+
+class Recorder:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        db: DbWorker,
+        clock: Clock,
+        flush_interval_s: float,
+        retention_s: float,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._interval = flush_interval_s
+        self._retention = retention_s
+        self._sub = bus.subscribe(
+            "recorder", (Reading, Availability, DeviceDiscovered), maxsize=100_000
+        )
+        self.written = 0
+        self.last_error: str | None = None
+        self._last_prune = 0.0
+
+    async def run(self) -> None:
+        while True:
+            await self._sub.wait()
+            await self.flush()
+            await asyncio.sleep(self._interval)  # batching window, not a wait for an event
+
+    async def flush(self) -> None:
+        events = self._sub.drain()
+        readings: list[Reading] = []
+        seen: dict[str, repo.SeenUpdate] = {}
+        devices: list[repo.DeviceRow] = []
+        for e in events:
+            if isinstance(e, Reading):
+                readings.append(e)
+                seen[e.device_id] = repo.SeenUpdate(e.device_id, e.at, None)
+            elif isinstance(e, Availability):
+                prev = seen.get(e.device_id)
+                seen[e.device_id] = repo.SeenUpdate(
+                    e.device_id, prev.last_seen if prev else None, e.online
+                )
+            else:
+                devices.append(
+                    repo.DeviceRow(e.device_id, e.adapter, e.name, None, None, e.model, "discovered")
+                )
+        try:
+            if devices:
+                await self._db.run(repo.register_devices, devices)
+            await self._db.run(repo.record, readings, list(seen.values()))
+            self.written += len(readings)
+            now = self._clock.now()
+            if now - self._last_prune > _PRUNE_EVERY_S:
+                self._last_prune = now
+                pruned = await self._db.run(repo.prune, now - self._retention)
+                if pruned:
+                    _log.info("pruned %d readings older than the retention", pruned)
+            self.last_error = None
+        except StoreError as err:
+            if self.last_error is None:
+                _log.warning("cannot record readings (%s); they are dropped until it recovers", err)
+            self.last_error = f"{type(err).__name__}: {err}"

@@ -1,0 +1,171 @@
+"""Opening the database: WAL, FULL sync, versioned migrations, and what to do with a corrupt file."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+from hub.errors import StoreCorruptError, StoreError, StoreFullError
+
+_log = logging.getLogger(__name__)
+
+DB_NAME = "hub.db"
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["incidents"].create(  # type: ignore[union-attr]  # sqlite-utils returns Table | View
+        {
+            "id": str,
+            "key": str,
+            "revision": int,
+            "status": str,
+            "severity": str,
+            "emergency_type": str,
+            "detected_at": float,
+            "updated_at": float,
+            "body": str,
+        },
+        pk="id",
+    )
+    db["incidents"].create_index(["key", "status"])  # type: ignore[union-attr]
+    db.execute(
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            ref_id TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            priority INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            delivered_at REAL
+        )"""
+    )
+    db.execute("CREATE INDEX outbox_pending ON outbox (delivered_at, priority, seq)")
+    db.execute(
+        """CREATE TABLE readings (
+            device_id TEXT NOT NULL,
+            measurement TEXT NOT NULL,
+            at REAL NOT NULL,
+            value REAL,
+            text TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX readings_by_device ON readings (device_id, measurement, at)")
+    db.execute("CREATE INDEX readings_by_time ON readings (at)")
+    db.execute(
+        """CREATE TABLE device_state (
+            device_id TEXT NOT NULL,
+            measurement TEXT NOT NULL,
+            at REAL NOT NULL,
+            value REAL,
+            text TEXT,
+            PRIMARY KEY (device_id, measurement)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE devices (
+            id TEXT PRIMARY KEY,
+            adapter TEXT NOT NULL,
+            name TEXT NOT NULL,
+            location TEXT,
+            role TEXT,
+            model TEXT,
+            origin TEXT NOT NULL,
+            last_seen REAL,
+            online INTEGER
+        )"""
+    )
+    db.execute("CREATE TABLE hub_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+#: Schema migrations, in order; `PRAGMA user_version` is how many have run. Append, never edit.
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
+
+
+def open_database(data_dir: Path) -> sqlite_utils.Database:
+    """Open (creating or migrating) the hub's database in `data_dir`.
+
+    A file that fails its integrity check is moved aside (never deleted) and a fresh database is
+    started, because the hub must keep protecting the home; the error is logged for a person.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    path = data_dir / DB_NAME
+    try:
+        return _open(path)
+    except StoreCorruptError as err:
+        aside = path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(path) + suffix)
+            if src.exists():
+                src.rename(Path(str(aside) + suffix))
+        _log.error("database %s is corrupt (%s); moved it to %s and started a new one", path, err, aside)
+        return _open(path)
+
+
+def _open(path: Path) -> sqlite_utils.Database:
+    try:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        try:
+            result = conn.execute("PRAGMA quick_check").fetchone()
+            if result is None or result[0] != "ok":
+                raise StoreCorruptError(str(result[0] if result else "no answer"))
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            db = sqlite_utils.Database(conn)
+            _migrate(db)
+        except BaseException:
+            conn.close()
+            raise
+    except sqlite3.DatabaseError as err:
+        raise convert(err) from err
+    path.chmod(0o640)
+    return db
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        raise StoreError(f"database schema {version} is newer than this hub ({len(MIGRATIONS)})")
+    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+        with transaction(db):
+            migration(db)
+            db.execute(f"PRAGMA user_version = {number:d}")
+        _log.info("database migrated to schema %d", number)
+
+
+class transaction:  # noqa: N801  (used like the context manager it is)
+    """`BEGIN IMMEDIATE ... COMMIT`, rolled back on any error; converts sqlite errors."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self._conn = db.conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            try:
+                self._conn.execute("COMMIT")
+                return
+            except sqlite3.DatabaseError as err:
+                self._conn.execute("ROLLBACK")
+                raise convert(err) from err
+        self._conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise convert(exc) from exc
+
+
+def convert(err: sqlite3.DatabaseError) -> StoreError:
+    """Map a sqlite3 error to the store's error tree (by error code, never by message text)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
+        return StoreFullError(str(err))
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StoreCorruptError(str(err))
+    return StoreError(str(err))

@@ -1,0 +1,130 @@
+"""Readings history (bounded by retention), each device's last values, and the device registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from hub.events import Reading
+from hub.store.db import transaction
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    id: str
+    adapter: str
+    name: str
+    location: str | None
+    role: str | None
+    model: str | None
+    origin: str  # "config" | "discovered"
+
+
+@dataclass(frozen=True, slots=True)
+class SeenUpdate:
+    device_id: str
+    last_seen: float | None
+    online: bool | None
+
+
+def _columns(value: float | bool | str) -> tuple[float | None, str | None]:
+    if isinstance(value, str):
+        return None, value
+    if isinstance(value, bool):
+        return float(value), "true" if value else "false"
+    return float(value), None
+
+
+def record(
+    db: sqlite_utils.Database, readings: list[Reading], seen: list[SeenUpdate]
+) -> None:
+    """Append readings, refresh each device's last values and last-seen, in one transaction."""
+    rows = [(r.device_id, r.measurement.value, r.at, *_columns(r.value)) for r in readings]
+    with transaction(db):
+        if rows:
+            db.conn.executemany(
+                "INSERT INTO readings (device_id, measurement, at, value, text) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            latest: dict[tuple[str, str], tuple[Any, ...]] = {}
+            for row in rows:
+                latest[(row[0], row[1])] = row
+            db.conn.executemany(
+                "INSERT INTO device_state (device_id, measurement, at, value, text) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(device_id, measurement) DO UPDATE SET "
+                "at = excluded.at, value = excluded.value, text = excluded.text "
+                "WHERE excluded.at >= device_state.at",
+                list(latest.values()),
+            )
+        if seen:
+            db.conn.executemany(
+                "UPDATE devices SET last_seen = max(coalesce(last_seen, 0), coalesce(?, 0)), "
+                "online = coalesce(?, online) WHERE id = ?",
+                [
+                    (s.last_seen, None if s.online is None else int(s.online), s.device_id)
+                    for s in seen
+                ],
+            )
+
+
+def prune(db: sqlite_utils.Database, before: float) -> int:
+    """Delete readings older than `before`; returns how many went."""
+    with transaction(db):
+        cur = db.execute("DELETE FROM readings WHERE at < ?", [before])
+    return int(cur.rowcount)
+
+
+def register_devices(db: sqlite_utils.Database, devices: list[DeviceRow]) -> None:
+    """Insert or refresh devices (configured ones win over discovered ones)."""
+    with transaction(db):
+        db.conn.executemany(
+            "INSERT INTO devices (id, adapter, name, location, role, model, origin) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET adapter = excluded.adapter, "
+            "name = excluded.name, location = coalesce(excluded.location, devices.location), "
+            "role = excluded.role, model = coalesce(excluded.model, devices.model), "
+            "origin = CASE WHEN devices.origin = 'config' AND excluded.origin = 'discovered' "
+            "THEN 'config' ELSE excluded.origin END",
+            [(d.id, d.adapter, d.name, d.location, d.role, d.model, d.origin) for d in devices],
+        )
+
+
+def forget_unconfigured(db: sqlite_utils.Database, configured: set[str]) -> None:
+    """Configured devices removed from the file stop showing as configured."""
+    with transaction(db):
+        for (device_id,) in db.execute("SELECT id FROM devices WHERE origin = 'config'").fetchall():
+            if device_id not in configured:
+                db.execute("UPDATE devices SET origin = 'removed' WHERE id = ?", [device_id])
+
+
+def device_table(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every known device with its last values (for `homeguard-hub sensors`)."""
+    devices = [
+        dict(zip(("id", "adapter", "name", "location", "role", "model", "origin", "last_seen",
+                  "online"), row, strict=True))
+        for row in db.execute(
+            "SELECT id, adapter, name, location, role, model, origin, last_seen, online "
+            "FROM devices WHERE origin != 'removed' ORDER BY id"
+        ).fetchall()
+    ]
+    state: dict[str, dict[str, Any]] = {}
+    for device_id, measurement, at, value, text in db.execute(
+        "SELECT device_id, measurement, at, value, text FROM device_state"
+    ).fetchall():
+        state.setdefault(device_id, {})[measurement] = {
+            "value": text if text is not None else value,
+            "at": at,
+        }
+    for d in devices:
+        d["online"] = None if d["online"] is None else bool(d["online"])
+        d["readings"] = state.get(d["id"], {})
+    return devices
+
+
+def last_values(db: sqlite_utils.Database) -> list[tuple[str, str, float, float | None, str | None]]:
+    """(device, measurement, at, value, text) of every device's latest readings."""
+    return [
+        tuple(r)  # type: ignore[misc]  # rows are 5-tuples by the SELECT
+        for r in db.execute("SELECT device_id, measurement, at, value, text FROM device_state")
+    ]

@@ -1,0 +1,1 @@
+"""Offline emergency protocols: pure decisions on readings, commands and incident reports out."""

@@ -1,0 +1,228 @@
+"""The water-leak protocol: wet floor → every water valve closed → confirmed → incident, offline.
+
+Order is the point: the close commands leave on the bus in the same step that sees the first wet
+reading, before the incident is written. Then each valve's close is confirmed by its own report
+(asked for with READ_STATE, resent up to `retries` times); a valve that will not close escalates:
+severity stays critical, every siren sounds, and the incident says so. The hub never opens a valve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from hub.bus import Bus, Overflow
+from hub.clock import Clock
+from hub.events import CommandAction, IncidentKey, IncidentReport, Reading
+from hub.incident import (
+    ActionKind,
+    ActionOutcome,
+    EmergencyType,
+    IncidentAction,
+    IncidentEvidence,
+    Severity,
+)
+from hub.measurements import Measurement, ValveState
+from rules.actuation import Actuator, Outcome, StateTracker
+
+_log = logging.getLogger(__name__)
+
+RULE_ID = "water_leak"
+RULE_VERSION = "1"
+
+#: The protocol's words, in one place, so an installer can read what the hub will say.
+PLAN_VALVES_CLOSING = "The hub is closing the water valve and checking that it closed."
+PLAN_VALVES_CLOSED = "The hub closed the water valve. Do not reopen it until the leak is fixed."
+PLAN_NO_VALVE = "No automatic shut-off valve is set up: close the main water valve by hand now."
+PLAN_VALVE_FAILED = (
+    "The water valve did NOT confirm it closed: close the main water valve by hand now."
+)
+PLAN_COMMON = (
+    "Switch off electricity to the wet area if water is near sockets or appliances.",
+    "Find the source, move valuables out of the water and photograph the damage for insurance.",
+)
+
+_WATCHED = frozenset({Measurement.WATER_LEAK, Measurement.VALVE, Measurement.SWITCH})
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """What the protocol needs to know of a device: how to call it and where it is."""
+
+    id: str
+    name: str
+    location: str | None
+
+
+class WaterLeakProtocol:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        clock: Clock,
+        valves: list[Place],
+        sirens: list[Place],
+        places: dict[str, Place],
+        confirm_timeout_s: float,
+        retries: int,
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._valves = valves
+        self._sirens = sirens
+        self._places = places
+        self._tracker = StateTracker()
+        self._actuator = Actuator(
+            bus, clock, self._tracker, confirm_timeout_s=confirm_timeout_s, retries=retries
+        )
+        self._wet: set[str] = set()
+        self._confirming: set[str] = set()
+        self._closed: set[str] = set()
+        self._escalated = False
+        self._sub = bus.subscribe(
+            "water-leak",
+            (Reading,),
+            maxsize=10_000,
+            overflow=Overflow.KEEP_ALL,
+            where=lambda r: r.measurement in _WATCHED,
+        )
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for valve in self._valves:  # learn each valve's state at start
+                self._actuator.send(valve.id, CommandAction.READ_STATE)
+            async for batch in self._sub.batches():
+                for reading in batch:
+                    self.on_reading(reading, tg)
+
+    def on_reading(self, reading: Reading, tg: asyncio.TaskGroup) -> None:
+        if reading.measurement is Measurement.WATER_LEAK:
+            if reading.value is True:
+                self._on_wet(reading, tg)
+            else:
+                self._wet.discard(reading.device_id)
+            return
+        self._tracker.update(reading)
+        if reading.measurement is Measurement.VALVE and reading.value != ValveState.CLOSED:
+            self._closed.discard(reading.device_id)
+
+    def _on_wet(self, reading: Reading, tg: asyncio.TaskGroup) -> None:
+        if reading.device_id in self._wet:
+            return
+        self._wet.add(reading.device_id)
+        # 1. Water off, first of all.
+        for valve in self._valves:
+            if valve.id not in self._closed and valve.id not in self._confirming:
+                mark = self._actuator.send(valve.id, CommandAction.CLOSE_VALVE)
+                self._confirming.add(valve.id)
+                tg.create_task(self._confirm_valve(valve, mark, tg))
+        # 2. Then the incident (the store writes it; the valves are already moving).
+        place = self._place(reading.device_id)
+        self._bus.publish(
+            self._report(
+                at=reading.at,
+                title=f"Water leak at {place.location or place.name}",
+                location=place.location,
+                sensors=(reading.device_id,),
+                evidence=(
+                    IncidentEvidence(reading.device_id, reading.measurement.value, True, None, reading.at),
+                ),
+                response_plan=self._plan(),
+            )
+        )
+        _log.warning("water leak at %s: closing %d valve(s)", place.name, len(self._valves))
+
+    async def _confirm_valve(self, valve: Place, mark: int, tg: asyncio.TaskGroup) -> None:
+        try:
+            outcome = await self._actuator.confirm(
+                valve.id,
+                CommandAction.CLOSE_VALVE,
+                mark,
+                (Measurement.VALVE, ValveState.CLOSED.value),
+                on_retry=lambda n: _log.warning("valve %s: close attempt %d", valve.name, n),
+            )
+        finally:
+            self._confirming.discard(valve.id)
+        if outcome.result is ActionOutcome.OK:
+            self._closed.add(valve.id)
+            _log.info("valve %s confirmed closed", valve.name)
+        else:
+            _log.error("valve %s did not close: %s (%s)", valve.name, outcome.result, outcome.detail)
+        failed = outcome.result is not ActionOutcome.OK
+        self._bus.publish(
+            self._report(
+                at=self._clock.now(),
+                actions=(self._action(ActionKind.CLOSE_VALVE, valve.id, outcome),),
+                title=f"Water leak — valve {valve.name} did not close" if failed else "",
+                response_plan=self._plan(),
+                escalated=failed,
+            )
+        )
+        if failed and not self._escalated:
+            self._escalated = True
+            for siren in self._sirens:
+                tg.create_task(self._sound(siren))
+
+    async def _sound(self, siren: Place) -> None:
+        mark = self._actuator.send(siren.id, CommandAction.SIREN_ON)
+        outcome = await self._actuator.confirm(
+            siren.id, CommandAction.SIREN_ON, mark, (Measurement.SWITCH, True)
+        )
+        self._bus.publish(
+            self._report(
+                at=self._clock.now(),
+                actions=(self._action(ActionKind.SIREN, siren.id, outcome),),
+                escalated=True,
+            )
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _place(self, device_id: str) -> Place:
+        return self._places.get(device_id) or Place(device_id, device_id, None)
+
+    def _plan(self) -> tuple[str, ...]:
+        open_valves = {v.id for v in self._valves} - self._closed
+        if not self._valves:
+            first = PLAN_NO_VALVE
+        elif open_valves - self._confirming:
+            first = PLAN_VALVE_FAILED
+        elif open_valves:
+            first = PLAN_VALVES_CLOSING
+        else:
+            first = PLAN_VALVES_CLOSED
+        return (first, *PLAN_COMMON)
+
+    def _action(self, kind: ActionKind, target: str, outcome: Outcome) -> IncidentAction:
+        return IncidentAction(
+            kind, target, self._clock.now(), outcome.result, outcome.attempts, outcome.detail
+        )
+
+    def _report(
+        self,
+        *,
+        at: float,
+        title: str = "",
+        location: str | None = None,
+        sensors: tuple[str, ...] = (),
+        evidence: tuple[IncidentEvidence, ...] = (),
+        actions: tuple[IncidentAction, ...] = (),
+        response_plan: tuple[str, ...] = (),
+        escalated: bool = False,
+    ) -> IncidentReport:
+        return IncidentReport(
+            key=IncidentKey.WATER_LEAK,
+            emergency_type=EmergencyType.WATER_DAMAGE.value,
+            severity=Severity.CRITICAL.value,
+            title=title,
+            location=location,
+            source_id=RULE_ID,
+            source_version=RULE_VERSION,
+            at=at,
+            sensors=sensors,
+            evidence=evidence,
+            actions=actions,
+            response_plan=response_plan,
+            escalated=escalated,
+        )
