@@ -39,4 +39,6 @@ class BadInputLog:
 
     def as_dict(self) -> dict[str, int]:
         """`{"<source>/<reason>": count}` for status and metrics."""
-        return {f"{source}/{reason.value}": n for (source, reason), n in sorted(self.counts.items())}
+        return {
+            f"{source}/{reason.value}": n for (source, reason), n in sorted(self.counts.items())
+        }

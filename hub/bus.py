@@ -34,7 +34,7 @@ class Overflow(enum.Enum):
 class Subscription(Generic[E]):
     """A bounded queue of the events one consumer asked for."""
 
-    __slots__ = ("_items", "_waiter", "dropped", "maxsize", "name", "overflow", "where", "_warned")
+    __slots__ = ("_items", "_waiter", "_warned", "dropped", "maxsize", "name", "overflow", "where")
 
     def __init__(
         self,

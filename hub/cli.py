@@ -49,16 +49,31 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="homeguard-hub", description=__doc__)
     p.add_argument("--version", action="version", version=f"homeguard-hub {__version__}")
-    p.add_argument("-c", "--config", type=Path, help="TOML file (default: $HOMEGUARD_CONFIG, "
-                   "else /etc/homeguard/hub.toml if present, else built-in defaults)")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="TOML file (default: $HOMEGUARD_CONFIG, "
+        "else /etc/homeguard/hub.toml if present, else built-in defaults)",
+    )
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the hub")
-    run.add_argument("--simulate", nargs="?", const="leak", metavar="SCENARIO",
-                     choices=["normal", "leak", "stuck-valve"],
-                     help="also run simulated devices (scenario: normal, leak [default], stuck-valve)")
-    run.add_argument("--leak-after", type=float, default=20.0, metavar="S",
-                     help="seconds before the simulated leak (default 20)")
+    run.add_argument(
+        "--simulate",
+        nargs="?",
+        const="leak",
+        metavar="SCENARIO",
+        choices=["normal", "leak", "stuck-valve"],
+        help="also run simulated devices (scenario: normal, leak [default], stuck-valve)",
+    )
+    run.add_argument(
+        "--leak-after",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="seconds before the simulated leak (default 20)",
+    )
     run.add_argument("--live", action="store_true", help="print readings and actions as they come")
     run.set_defaults(handler=_run)
 
@@ -83,8 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--all", action="store_true")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=_incidents_list)
-    for name, helptext in (("show", "one incident in full"), ("ack", "acknowledge"),
-                           ("resolve", "mark resolved")):
+    for name, helptext in (
+        ("show", "one incident in full"),
+        ("ack", "acknowledge"),
+        ("resolve", "mark resolved"),
+    ):
         one = inc_sub.add_parser(name, help=helptext)
         one.add_argument("id", help="incident id (or a unique prefix of 4+ characters)")
         one.add_argument("--json", action="store_true")
@@ -147,13 +165,17 @@ def _simulate(args: argparse.Namespace, config: Config) -> int:
 def _check_config(args: argparse.Namespace, config: Config) -> int:
     source = args.config or config_path()
     if args.json:
-        emit_json({"ok": True, "file": str(source) if source else None,
-                   "config": json.loads(config.model_dump_json())})
+        emit_json(
+            {
+                "ok": True,
+                "file": str(source) if source else None,
+                "config": json.loads(config.model_dump_json()),
+            }
+        )
         return 0
     print(f"OK: {source or 'built-in defaults (no file)'}")
     print(f"  hub {config.hub.id}, data in {config.hub.data_dir}")
-    print(f"  broker {config.mqtt.host}:{config.mqtt.port}"
-          f"{' (TLS)' if config.mqtt.tls else ''}")
+    print(f"  broker {config.mqtt.host}:{config.mqtt.port}{' (TLS)' if config.mqtt.tls else ''}")
     print(f"  cloud: {config.cloud.url if config.cloud else 'none (offline only)'}")
     roles = [f"{d.id} ({d.role})" for d in config.devices if d.role]
     print(f"  {len(config.devices)} devices; actuators: {', '.join(roles) or 'none'}")
@@ -168,10 +190,13 @@ def _print_schema() -> int:
 # -- what the hub knows -----------------------------------------------------------------------
 
 
-def _db(config: Config) -> Any:  # noqa: ANN401  (sqlite_utils.Database; untyped library)
+def _db(config: Config) -> Any:
     if not (config.hub.data_dir / DB_NAME).exists():
-        print(f"no hub database in {config.hub.data_dir} yet (has the hub run with this "
-              "configuration?)", file=sys.stderr)
+        print(
+            f"no hub database in {config.hub.data_dir} yet (has the hub run with this "
+            "configuration?)",
+            file=sys.stderr,
+        )
         raise SystemExit(EXIT_NOT_FOUND)
     return open_database(config.hub.data_dir)
 
@@ -201,19 +226,27 @@ def _status(args: argparse.Namespace, config: Config) -> int:
         emit_json(report)
         return 0
     mqtt = state.get("mqtt", {})
-    print(f"hub {config.hub.id}: {'running' if running else 'NOT RUNNING'} "
-          f"(last heartbeat {ago(beat, now)}, version {state.get('version', '?')})")
-    print(f"  broker {mqtt.get('broker', '?')}: "
-          f"{'connected' if mqtt.get('connected') else 'DISCONNECTED'}, "
-          f"{mqtt.get('messages', 0)} messages since start")
-    print(f"  open incidents: {len(open_incidents)}; outbox (waiting for cloud sync): "
-          f"{report['outbox_depth']}; cloud: {state.get('cloud', '?')}")
+    print(
+        f"hub {config.hub.id}: {'running' if running else 'NOT RUNNING'} "
+        f"(last heartbeat {ago(beat, now)}, version {state.get('version', '?')})"
+    )
+    print(
+        f"  broker {mqtt.get('broker', '?')}: "
+        f"{'connected' if mqtt.get('connected') else 'DISCONNECTED'}, "
+        f"{mqtt.get('messages', 0)} messages since start"
+    )
+    print(
+        f"  open incidents: {len(open_incidents)}; outbox (waiting for cloud sync): "
+        f"{report['outbox_depth']}; cloud: {state.get('cloud', '?')}"
+    )
     store = state.get("store", {})
     for key in ("incident_last_error", "recorder_last_error"):
         if store.get(key):
             print(f"  STORE PROBLEM: {store[key]}")
     bad = state.get("bad_input", {})
-    print(f"  refused input: {sum(bad.values())}" + "".join(f"\n    {k}: {v}" for k, v in bad.items()))
+    print(
+        f"  refused input: {sum(bad.values())}" + "".join(f"\n    {k}: {v}" for k, v in bad.items())
+    )
     return 0
 
 
@@ -227,10 +260,20 @@ def _sensors(args: argparse.Namespace, config: Config) -> int:
     for d in devices:
         values = " ".join(f"{m}={_short(v['value'])}" for m, v in sorted(d["readings"].items()))
         online = {True: "online", False: "OFFLINE", None: ""}[d["online"]]
-        rows.append((d["id"], d["adapter"], d["role"] or "", d["location"] or "",
-                     ago(d["last_seen"], now), online, values))
-    print(table(("DEVICE", "ADAPTER", "ROLE", "LOCATION", "LAST SEEN", "STATE", "LAST READING"),
-                rows))
+        rows.append(
+            (
+                d["id"],
+                d["adapter"],
+                d["role"] or "",
+                d["location"] or "",
+                ago(d["last_seen"], now),
+                online,
+                values,
+            )
+        )
+    print(
+        table(("DEVICE", "ADAPTER", "ROLE", "LOCATION", "LAST SEEN", "STATE", "LAST READING"), rows)
+    )
     return 0
 
 
@@ -248,9 +291,23 @@ def _incidents_list(args: argparse.Namespace, config: Config) -> int:
     if not found:
         print("no open incidents" if not args.all else "no incidents")
         return 0
-    print(table(("ID", "REV", "SEVERITY", "TYPE", "STATUS", "DETECTED", "TITLE"),
-                [(i.id[:8], i.revision, i.severity, i.emergency_type, i.status,
-                  when(i.detected_at), i.title) for i in found]))
+    print(
+        table(
+            ("ID", "REV", "SEVERITY", "TYPE", "STATUS", "DETECTED", "TITLE"),
+            [
+                (
+                    i.id[:8],
+                    i.revision,
+                    i.severity,
+                    i.emergency_type,
+                    i.status,
+                    when(i.detected_at),
+                    i.title,
+                )
+                for i in found
+            ],
+        )
+    )
     return 0
 
 
@@ -258,8 +315,11 @@ def _incident_one(args: argparse.Namespace, config: Config) -> int:
     db = _db(config)
     found = incident_repo.get_incident(db, args.id)
     if found is None:
-        print(f"no incident matches {args.id!r} (use the id or a unique prefix of 4+ "
-              "characters; see `incidents list --all`)", file=sys.stderr)
+        print(
+            f"no incident matches {args.id!r} (use the id or a unique prefix of 4+ "
+            "characters; see `incidents list --all`)",
+            file=sys.stderr,
+        )
         return EXIT_NOT_FOUND
     if args.action != "show":
         status = Status.ACKNOWLEDGED if args.action == "ack" else Status.RESOLVED
@@ -275,14 +335,18 @@ def _incident_one(args: argparse.Namespace, config: Config) -> int:
 def _print_incident(i: Incident) -> None:
     print(f"{i.title}\n  id {i.id} (revision {i.revision})")
     print(f"  {i.severity} {i.emergency_type}, {i.status}; location {i.location or '-'}")
-    print(f"  detected {when(i.detected_at)}, updated {when(i.updated_at)}"
-          + (f", resolved {when(i.resolved_at)}" if i.resolved_at else ""))
+    print(
+        f"  detected {when(i.detected_at)}, updated {when(i.updated_at)}"
+        + (f", resolved {when(i.resolved_at)}" if i.resolved_at else "")
+    )
     print(f"  sensors: {', '.join(i.sensors) or '-'}" + ("  [ESCALATED]" if i.escalated else ""))
     for e in i.evidence:
         print(f"  evidence: {e.sensor_id} {e.measurement}={e.value} at {when(e.at)}")
     for a in i.actions:
-        print(f"  action: {a.action} {a.target}: {a.result} after {a.attempts} attempt(s)"
-              + (f" ({a.detail})" if a.detail else ""))
+        print(
+            f"  action: {a.action} {a.target}: {a.result} after {a.attempts} attempt(s)"
+            + (f" ({a.detail})" if a.detail else "")
+        )
     for n, step in enumerate(i.response_plan, 1):
         print(f"  {n}. {step}")
 
@@ -291,20 +355,24 @@ def _announce(config: Config, incident: Incident) -> None:
     """Publish the new revision on the incident's retained topic (best effort: the running hub
     republishes every incident from the database when it next connects)."""
     import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
 
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"homeguard-cli-{os.getpid()}")
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"homeguard-cli-{os.getpid()}")
     if config.mqtt.username:
         client.username_pw_set(config.mqtt.username, config.mqtt.password())
     if config.mqtt.tls is not None:
         tls = config.mqtt.tls
-        client.tls_set(ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                       certfile=str(tls.cert_file) if tls.cert_file else None,
-                       keyfile=str(tls.key_file) if tls.key_file else None)
+        client.tls_set(
+            ca_certs=str(tls.ca_file) if tls.ca_file else None,
+            certfile=str(tls.cert_file) if tls.cert_file else None,
+            keyfile=str(tls.key_file) if tls.key_file else None,
+        )
     try:
         client.connect(config.mqtt.host, config.mqtt.port, keepalive=10)
         client.loop_start()
-        info = client.publish(topics.hub_incident(config.hub.id, incident.id), to_json(incident),
-                              qos=1, retain=True)
+        info = client.publish(
+            topics.hub_incident(config.hub.id, incident.id), to_json(incident), qos=1, retain=True
+        )
         info.wait_for_publish(timeout=5)
         client.disconnect()
         client.loop_stop()

@@ -180,7 +180,9 @@ class Config(_Section):
                 raise _DeviceError(i, "id", f"device id {d.id!r} is used twice")
             seen.add(d.id)
             if (d.adapter, d.native_name) in names:
-                raise _DeviceError(i, "name", f"two {d.adapter} devices are named {d.native_name!r}")
+                raise _DeviceError(
+                    i, "name", f"two {d.adapter} devices are named {d.native_name!r}"
+                )
             names.add((d.adapter, d.native_name))
         return self
 

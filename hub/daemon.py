@@ -164,7 +164,9 @@ def _snapshot(db: DbWorker) -> Callable[[], Awaitable[list[Incident]]]:
 
 
 def _row(d: DeviceConfig) -> readings_repo.DeviceRow:
-    return readings_repo.DeviceRow(d.id, d.adapter, d.native_name, d.location, d.role, None, "config")
+    return readings_repo.DeviceRow(
+        d.id, d.adapter, d.native_name, d.location, d.role, None, "config"
+    )
 
 
 __all__ = ["Options", "run", "with_simulated_devices"]

@@ -11,8 +11,7 @@ from typing import Any
 from hub import __version__, sdnotify
 from hub.clock import Clock
 from hub.errors import StoreError
-from hub.store import DbWorker
-from hub.store import hubstate
+from hub.store import DbWorker, hubstate
 
 _log = logging.getLogger(__name__)
 
@@ -21,9 +20,7 @@ HEALTH_INTERVAL_S = 5.0
 
 
 class HealthReporter:
-    def __init__(
-        self, *, db: DbWorker, clock: Clock, probe: Callable[[], dict[str, Any]]
-    ) -> None:
+    def __init__(self, *, db: DbWorker, clock: Clock, probe: Callable[[], dict[str, Any]]) -> None:
         self._db = db
         self._clock = clock
         self._probe = probe

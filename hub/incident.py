@@ -165,7 +165,9 @@ def merge(
     explain the opening); actions are keyed by (action, target), the newest result winning; severity
     only ever rises; an escalation is never taken back.
     """
-    new_sensors = incident.sensors + tuple(s for s in dict.fromkeys(sensors) if s not in incident.sensors)
+    new_sensors = incident.sensors + tuple(
+        s for s in dict.fromkeys(sensors) if s not in incident.sensors
+    )
     room = MAX_EVIDENCE - len(incident.evidence)
     new_evidence = incident.evidence + evidence[: max(room, 0)]
     by_target = {(a.action, a.target): a for a in incident.actions}

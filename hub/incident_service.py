@@ -11,10 +11,10 @@ import logging
 
 from hub.backoff import Backoff
 from hub.bus import Bus, Overflow
+from hub.errors import StoreError
 from hub.events import IncidentChanged, IncidentReport
 from hub.store import DbWorker
 from hub.store import incidents as repo
-from hub.errors import StoreError
 
 _log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ class IncidentService:
         self._sub = bus.subscribe("incidents", (IncidentReport,), overflow=Overflow.KEEP_ALL)
         self.write_failures = 0
         self.last_error: str | None = None
+        #: Set while an incident is waiting for the store to accept it.
+        self.stalled = asyncio.Event()
 
     async def run(self) -> None:
         backoff = Backoff(initial=0.2, cap=30.0)
@@ -38,6 +40,7 @@ class IncidentService:
                     except StoreError as err:
                         self.write_failures += 1
                         self.last_error = f"{type(err).__name__}: {err}"
+                        self.stalled.set()
                         delay = backoff.next_delay()
                         level = logging.ERROR if backoff.failures == 1 else logging.DEBUG
                         _log.log(level, "cannot write incident (%s); retrying in %.1fs", err, delay)
@@ -45,6 +48,7 @@ class IncidentService:
                         continue
                     backoff.reset()
                     self.last_error = None
+                    self.stalled.clear()
                     break
                 if incident is not None:
                     self._bus.publish(IncidentChanged(incident, incident.updated_at))

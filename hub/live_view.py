@@ -6,13 +6,15 @@ import sys
 import time
 from typing import TextIO
 
-from hub.bus import Bus
+from hub.bus import Bus, Subscription
 from hub.events import CommandSent, IncidentChanged, Reading
 
 
 class LiveView:
     def __init__(self, bus: Bus, out: TextIO = sys.stdout) -> None:
-        self._sub = bus.subscribe("live-view", (Reading, CommandSent, IncidentChanged), maxsize=2000)
+        self._sub: Subscription[Reading | CommandSent | IncidentChanged] = bus.subscribe(
+            "live-view", (Reading, CommandSent, IncidentChanged), maxsize=2000
+        )
         self._out = out
 
     async def run(self) -> None:

@@ -9,8 +9,10 @@ import sys
 
 def setup_logging(level: str) -> None:
     under_journal = bool(os.environ.get("JOURNAL_STREAM"))
-    fmt = "%(levelname)s %(name)s: %(message)s" if under_journal else (
-        "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    fmt = (
+        "%(levelname)s %(name)s: %(message)s"
+        if under_journal
+        else ("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
     for noisy in ("aiomqtt", "paho"):

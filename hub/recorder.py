@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from hub.bus import Bus
+from hub.bus import Bus, Subscription
 from hub.clock import Clock
 from hub.errors import StoreError
 from hub.events import Availability, DeviceDiscovered, Reading
@@ -35,7 +35,7 @@ class Recorder:
         self._clock = clock
         self._interval = flush_interval_s
         self._retention = retention_s
-        self._sub = bus.subscribe(
+        self._sub: Subscription[Reading | Availability | DeviceDiscovered] = bus.subscribe(
             "recorder", (Reading, Availability, DeviceDiscovered), maxsize=100_000
         )
         self.written = 0
@@ -64,7 +64,9 @@ class Recorder:
                 )
             else:
                 devices.append(
-                    repo.DeviceRow(e.device_id, e.adapter, e.name, None, None, e.model, "discovered")
+                    repo.DeviceRow(
+                        e.device_id, e.adapter, e.name, None, None, e.model, "discovered"
+                    )
                 )
         try:
             if devices:

@@ -19,10 +19,6 @@ def hub_incident(hub_id: str, incident_id: str) -> str:
     return f"{HUB_ROOT}/{hub_id}/incidents/{incident_id}"
 
 
-def hub_incidents_filter(hub_id: str) -> str:
-    return f"{HUB_ROOT}/{hub_id}/incidents/+"
-
-
 def native_state(device_id: str) -> str:
     return f"{NATIVE_ROOT}/{device_id}/state"
 

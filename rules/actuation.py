@@ -116,10 +116,14 @@ class Actuator:
         first_mark = mark
         attempts = 1
         while True:
-            if await self._tracker.wait_until(device_id, mark, measurement, expected, self._timeout):
+            if await self._tracker.wait_until(
+                device_id, mark, measurement, expected, self._timeout
+            ):
                 return Outcome(ActionOutcome.OK, attempts, None)
             self.send(device_id, CommandAction.READ_STATE)
-            if await self._tracker.wait_until(device_id, mark, measurement, expected, self._timeout):
+            if await self._tracker.wait_until(
+                device_id, mark, measurement, expected, self._timeout
+            ):
                 return Outcome(ActionOutcome.OK, attempts, None)
             if attempts > self._retries:
                 break

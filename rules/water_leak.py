@@ -126,7 +126,9 @@ class WaterLeakProtocol:
                 location=place.location,
                 sensors=(reading.device_id,),
                 evidence=(
-                    IncidentEvidence(reading.device_id, reading.measurement.value, True, None, reading.at),
+                    IncidentEvidence(
+                        reading.device_id, reading.measurement.value, True, None, reading.at
+                    ),
                 ),
                 response_plan=self._plan(),
             )
@@ -148,7 +150,9 @@ class WaterLeakProtocol:
             self._closed.add(valve.id)
             _log.info("valve %s confirmed closed", valve.name)
         else:
-            _log.error("valve %s did not close: %s (%s)", valve.name, outcome.result, outcome.detail)
+            _log.error(
+                "valve %s did not close: %s (%s)", valve.name, outcome.result, outcome.detail
+            )
         failed = outcome.result is not ActionOutcome.OK
         self._bus.publish(
             self._report(

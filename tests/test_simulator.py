@@ -298,6 +298,16 @@ async def test_bridge_announces_retained_devices_and_availability(broker: Broker
         assert all(v == {"state": "online"} for v in retained.values())
 
 
+async def test_a_clean_stop_says_offline(broker: Broker) -> None:
+    async with simulator(broker, scenario=Scenario.NORMAL) as base:
+        state_topic = f"{base}/bridge/state"
+        async with peer(broker, state_topic) as c:
+            await next_json(c, state_topic, lambda data, m: data == {"state": "online"})
+    async with peer(broker, state_topic) as c:
+        data, message = await next_json(c, state_topic)
+        assert (data, message.retain) == ({"state": "offline"}, True)
+
+
 async def test_valve_closes_when_told(broker: Broker) -> None:
     async with simulator(broker, scenario=Scenario.NORMAL, report_interval_s=60) as base:
         state_topic = f"{base}/{VALVE.name}"

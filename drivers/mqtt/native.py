@@ -78,7 +78,9 @@ class NativeAdapter:
 
     def encode(self, command: Command) -> list[Outgoing]:
         leaf, body = _COMMANDS[command.action]
-        topic = topics.native_set(command.device_id) if leaf == "set" else topics.native_get(
-            command.device_id
+        topic = (
+            topics.native_set(command.device_id)
+            if leaf == "set"
+            else topics.native_get(command.device_id)
         )
         return [Outgoing(topic, json.dumps(body).encode())]

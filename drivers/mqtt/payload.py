@@ -11,7 +11,7 @@ from hub.errors import BadInputError, BadInputReason
 from hub.measurements import BOOLEAN, RANGES, STATES, Measurement
 
 
-def _no_constants(name: str) -> Any:  # noqa: ANN401  (json's hook signature)
+def _no_constants(name: str) -> Any:
     raise BadInputError(BadInputReason.NOT_FINITE, f"{name} is not a number JSON allows")
 
 

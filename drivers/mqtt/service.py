@@ -22,7 +22,7 @@ import paho.mqtt.client as paho
 from drivers.mqtt.adapter import Adapter, Outgoing, Sink
 from hub import topics
 from hub.backoff import Backoff
-from hub.bus import Bus, Overflow
+from hub.bus import Bus, Overflow, Subscription
 from hub.clock import Clock
 from hub.config import MqttSection
 from hub.errors import BadInputError, BadInputReason
@@ -37,11 +37,11 @@ _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 class _Client(aiomqtt.Client):
     """aiomqtt's client with paho's message callback going straight to the hub's decoder."""
 
-    def __init__(self, on_raw: Any, **kwargs: Any) -> None:  # noqa: ANN401
+    def __init__(self, on_raw: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._on_raw = on_raw
 
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:  # noqa: ANN401
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         self._on_raw(message.topic, message.payload)
 
 
@@ -64,7 +64,7 @@ class MqttService:
         self._sink = sink
         self._snapshot = retained_snapshot
         self._clock = clock
-        self._outbound = bus.subscribe(
+        self._outbound: Subscription[Command | IncidentChanged] = bus.subscribe(
             "mqtt-out", (Command, IncidentChanged), maxsize=1000, overflow=Overflow.KEEP_ALL
         )
         self._unsent: deque[Command] = deque()
@@ -82,7 +82,7 @@ class MqttService:
                     adapter.decode(topic, payload, self._clock.now())
                 except BadInputError as err:
                     self._sink.refuse(f"{adapter.name} {topic[:120]}", err)
-                except Exception as err:  # a decoder bug must not take the link down
+                except Exception as err:  # noqa: BLE001  (a decoder bug must not take the link down)
                     _log.exception("%s adapter failed on %s", adapter.name, topic[:120])
                     self._sink.refuse(
                         f"{adapter.name} {topic[:120]}",
@@ -211,4 +211,3 @@ class MqttService:
     @staticmethod
     async def _publish(client: _Client, out: Outgoing) -> None:
         await client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
-

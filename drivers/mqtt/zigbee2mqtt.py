@@ -46,7 +46,9 @@ _KEYS: dict[str, Measurement] = {
 _ON_OFF = {"ON": True, "OFF": False}
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 
-_SIREN_WARNING = {"warning": {"mode": "emergency", "level": "very_high", "strobe": True, "duration": 1800}}
+_SIREN_WARNING = {
+    "warning": {"mode": "emergency", "level": "very_high", "strobe": True, "duration": 1800}
+}
 
 
 @dataclass(slots=True)
@@ -166,7 +168,9 @@ class Zigbee2MqttAdapter:
             name = entry.get("friendly_name")
             if not isinstance(name, str) or not name:
                 continue
-            definition = entry.get("definition") if isinstance(entry.get("definition"), dict) else {}
+            definition = (
+                entry.get("definition") if isinstance(entry.get("definition"), dict) else {}
+            )
             assert isinstance(definition, dict)
             exposes = _properties(definition.get("exposes"))
             device = self._by_name.get(name) or _Device(device_id_for(name), name, None)
@@ -200,11 +204,15 @@ class Zigbee2MqttAdapter:
         return [Outgoing(base + "/get", b'{"state":""}')]
 
 
-def _scale(device: _Device, key: str, raw: Any, data: dict[str, Any]) -> Any:  # noqa: ANN401
+def _scale(device: _Device, key: str, raw: Any, data: dict[str, Any]) -> Any:
     """Battery devices report `voltage` in mV (their exposes say so); the vocabulary is volts."""
-    if key == "voltage" and isinstance(raw, int | float) and not isinstance(raw, bool):
-        if device.voltage_in_mv or ("battery" in data and raw > 100):
-            return raw / 1000.0
+    is_number = isinstance(raw, int | float) and not isinstance(raw, bool)
+    if (
+        key == "voltage"
+        and is_number
+        and (device.voltage_in_mv or ("battery" in data and raw > 100))
+    ):
+        return raw / 1000.0
     return raw
 
 

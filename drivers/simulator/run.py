@@ -265,9 +265,11 @@ class _Session:
     async def _valve_motor(self) -> None:
         while True:
             target = await self._valve_commands.get()
-            await asyncio.sleep(self._house.motor_delay)
-            self._house.world.valve_open = target
-            log.info("simulator: %r is %s", MAIN_VALVE.name, "open" if target else "closed")
+            world = self._house.world
+            if target != world.valve_open:
+                await asyncio.sleep(self._house.motor_delay)
+                world.valve_open = target
+                log.info("simulator: %r is %s", MAIN_VALVE.name, "open" if target else "closed")
             await self._report(MAIN_VALVE)
 
     async def _on_get_valve(self, payload: bytes) -> None:

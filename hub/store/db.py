@@ -103,7 +103,9 @@ def open_database(data_dir: Path) -> sqlite_utils.Database:
             src = Path(str(path) + suffix)
             if src.exists():
                 src.rename(Path(str(aside) + suffix))
-        _log.error("database %s is corrupt (%s); moved it to %s and started a new one", path, err, aside)
+        _log.error(
+            "database %s is corrupt (%s); moved it to %s and started a new one", path, err, aside
+        )
         return _open(path)
 
 
@@ -139,7 +141,7 @@ def _migrate(db: sqlite_utils.Database) -> None:
         _log.info("database migrated to schema %d", number)
 
 
-class transaction:  # noqa: N801  (used like the context manager it is)
+class transaction:
     """`BEGIN IMMEDIATE ... COMMIT`, rolled back on any error; converts sqlite errors."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
@@ -154,11 +156,16 @@ class transaction:  # noqa: N801  (used like the context manager it is)
                 self._conn.execute("COMMIT")
                 return
             except sqlite3.DatabaseError as err:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise convert(err) from err
-        self._conn.execute("ROLLBACK")
+        self._rollback()
         if isinstance(exc, sqlite3.DatabaseError):
             raise convert(exc) from exc
+
+    def _rollback(self) -> None:
+        # SQLite has already rolled back by itself after some errors (SQLITE_FULL among them).
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
 
 def convert(err: sqlite3.DatabaseError) -> StoreError:

@@ -61,7 +61,9 @@ def apply_report(db: sqlite_utils.Database, report: IncidentReport, hub_id: str)
         return changed
 
 
-def change_status(db: sqlite_utils.Database, incident_id: str, status: Status, at: float) -> Incident:
+def change_status(
+    db: sqlite_utils.Database, incident_id: str, status: Status, at: float
+) -> Incident:
     """Acknowledge or resolve (homeowner action). Raises KeyError for an unknown id."""
     with transaction(db):
         current = get_incident(db, incident_id)

@@ -37,9 +37,7 @@ def _columns(value: float | bool | str) -> tuple[float | None, str | None]:
     return float(value), None
 
 
-def record(
-    db: sqlite_utils.Database, readings: list[Reading], seen: list[SeenUpdate]
-) -> None:
+def record(db: sqlite_utils.Database, readings: list[Reading], seen: list[SeenUpdate]) -> None:
     """Append readings, refresh each device's last values and last-seen, in one transaction."""
     rows = [(r.device_id, r.measurement.value, r.at, *_columns(r.value)) for r in readings]
     with transaction(db):
@@ -101,8 +99,23 @@ def forget_unconfigured(db: sqlite_utils.Database, configured: set[str]) -> None
 def device_table(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every known device with its last values (for `homeguard-hub sensors`)."""
     devices = [
-        dict(zip(("id", "adapter", "name", "location", "role", "model", "origin", "last_seen",
-                  "online"), row, strict=True))
+        dict(
+            zip(
+                (
+                    "id",
+                    "adapter",
+                    "name",
+                    "location",
+                    "role",
+                    "model",
+                    "origin",
+                    "last_seen",
+                    "online",
+                ),
+                row,
+                strict=True,
+            )
+        )
         for row in db.execute(
             "SELECT id, adapter, name, location, role, model, origin, last_seen, online "
             "FROM devices WHERE origin != 'removed' ORDER BY id"
@@ -120,11 +133,3 @@ def device_table(db: sqlite_utils.Database) -> list[dict[str, Any]]:
         d["online"] = None if d["online"] is None else bool(d["online"])
         d["readings"] = state.get(d["id"], {})
     return devices
-
-
-def last_values(db: sqlite_utils.Database) -> list[tuple[str, str, float, float | None, str | None]]:
-    """(device, measurement, at, value, text) of every device's latest readings."""
-    return [
-        tuple(r)  # type: ignore[misc]  # rows are 5-tuples by the SELECT
-        for r in db.execute("SELECT device_id, measurement, at, value, text FROM device_state")
-    ]

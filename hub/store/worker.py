@@ -47,9 +47,7 @@ class DbWorker:
             await asyncio.get_running_loop().run_in_executor(self._executor, db.conn.close)
         self._executor.shutdown(wait=True)
 
-    async def run(
-        self, fn: Callable[..., T], *args: object
-    ) -> T:
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
         if self._db is None:
             raise RuntimeError("DbWorker used outside its `async with`")
         call = functools.partial(fn, self._db, *args)

@@ -1,0 +1,1 @@
+"""MQTT: the connection service and one adapter per device ecosystem."""

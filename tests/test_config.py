@@ -1,0 +1,164 @@
+"""Configuration errors name the file, the line and the key, and say what was expected."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hub.cli import EXIT_CONFIG, main
+from hub.config import Config, load_config
+from hub.errors import ConfigError
+
+
+def _write(tmp_path: Path, text: str, name: str = "hub.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return str(info.value)
+
+
+def test_no_file_means_built_in_defaults() -> None:
+    config = load_config(None)
+    assert config == Config(hub=config.hub)  # every other section at its default
+    assert config.mqtt.host == "127.0.0.1"
+    assert config.mqtt.port == 1883
+    assert config.cloud is None
+    assert config.hub.id.startswith("hub-")
+
+
+def test_the_fixed_keys_parse(tmp_path: Path) -> None:
+    secret = _write(tmp_path, "s" * 40, "cloud.secret")
+    secret.chmod(0o600)
+    path = _write(
+        tmp_path,
+        f"""
+[hub]
+id = "hub-7f3a"
+data_dir = "/var/lib/homeguard"
+
+[mqtt]
+host = "192.0.2.10"
+port = 8883
+
+[cloud]
+url = "https://dispatch.example/api"
+secret_file = "{secret}"
+
+[[devices]]
+id = "kitchen-leak"
+adapter = "zigbee2mqtt"
+name = "Kitchen Leak"
+location = "kitchen"
+
+[[devices]]
+id = "main-valve"
+adapter = "zigbee2mqtt"
+name = "Main Valve"
+role = "water_valve"
+""",
+    )
+    config = load_config(path)
+    assert config.hub.id == "hub-7f3a"
+    assert config.mqtt.port == 8883
+    assert config.cloud is not None
+    assert config.cloud.url == "https://dispatch.example/api"
+    assert [d.id for d in config.devices] == ["kitchen-leak", "main-valve"]
+    assert config.devices[1].role == "water_valve"
+
+
+def test_typo_names_file_line_and_key(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[hub]\nid = "hub-1"\n\n[mqtt]\nhost = "x"\nprot = 1883\n')
+    assert _error(path) == f"{path}:6: mqtt.prot: unknown key (a typo?)"
+
+
+def test_wrong_value_in_second_device_says_what_was_expected(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        '[[devices]]\nid = "a"\nadapter = "native"\n\n[[devices]]\nid = "b"\n'
+        'adapter = "zigbe2mqtt"\n',
+    )
+    message = _error(path)
+    assert message.startswith(f"{path}:7: devices[1].adapter: ")
+    assert "'native' or 'zigbee2mqtt'" in message
+    assert "'zigbe2mqtt'" in message
+
+
+def test_out_of_range_port(tmp_path: Path) -> None:
+    message = _error(_write(tmp_path, "[mqtt]\nport = 70000\n"))
+    assert ":2: mqtt.port: Input should be less than or equal to 65535 (got 70000)" in message
+
+
+def test_bad_device_id_and_duplicates(tmp_path: Path) -> None:
+    bad_id = _error(_write(tmp_path, '[[devices]]\nid = "kitchen leak"\nadapter = "native"\n'))
+    assert ":2: devices[0].id: String should match pattern" in bad_id
+    twice = _error(
+        _write(
+            tmp_path,
+            '[[devices]]\nid = "a"\nadapter = "native"\n[[devices]]\nid = "a"\nadapter = "native"\n',
+        )
+    )
+    assert ":5: devices[1].id: device id 'a' is used twice" in twice
+
+
+def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    message = _error(_write(tmp_path, '[mqtt]\nhost = "x\n'))
+    assert str(tmp_path / "hub.toml") in message
+    assert "not valid TOML" in message
+    assert "line 2" in message
+
+
+def test_cloud_url_must_be_https_unless_loopback(tmp_path: Path) -> None:
+    secret = _write(tmp_path, "s" * 40, "s.secret")
+    secret.chmod(0o600)
+    plain = _error(
+        _write(tmp_path, f'[cloud]\nurl = "http://dispatch.example"\nsecret_file = "{secret}"\n')
+    )
+    assert ":2: cloud.url: expected an https:// URL" in plain
+    loopback = _write(
+        tmp_path,
+        f'[cloud]\nurl = "http://127.0.0.1:8080/api/"\nsecret_file = "{secret}"\n',
+        "l.toml",
+    )
+    cloud = load_config(loopback).cloud
+    assert cloud is not None
+    assert cloud.url == "http://127.0.0.1:8080/api"
+
+
+def test_secret_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    secret = _write(tmp_path, "hunter2hunter2", "mqtt.password")
+    secret.chmod(0o644)
+    message = _error(_write(tmp_path, f'[mqtt]\npassword_file = "{secret}"\n'))
+    assert f":2: mqtt.password_file: {secret} is readable by everyone" in message
+    assert "hunter2" not in message
+    secret.chmod(0o640)
+    config = load_config(tmp_path / "hub.toml")
+    assert config.mqtt.password() == "hunter2hunter2"
+
+
+def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _write(tmp_path, '[hub]\nid = "hub-ok1"\n', "good.toml")
+    assert main(["-c", str(good), "check-config"]) == 0
+    assert capsys.readouterr().out.startswith(f"OK: {good}")
+    bad = _write(tmp_path, "[hub]\nidd = 1\n", "bad.toml")
+    assert main(["-c", str(bad), "check-config"]) == EXIT_CONFIG
+    assert f"{bad}:2: hub.idd: unknown key" in capsys.readouterr().err
+
+
+def test_homeguard_config_env_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, '[hub]\nid = "hub-env"\n')
+    monkeypatch.setenv("HOMEGUARD_CONFIG", str(path))
+    assert main(["check-config"]) == 0
+    assert "hub hub-env" in capsys.readouterr().out
+    monkeypatch.setenv("HOMEGUARD_CONFIG", str(tmp_path / "missing.toml"))
+    assert main(["check-config"]) == EXIT_CONFIG
+    assert "missing.toml: cannot read" in capsys.readouterr().err
+    assert os.environ["HOMEGUARD_CONFIG"].endswith("missing.toml")

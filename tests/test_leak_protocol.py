@@ -1,0 +1,156 @@
+"""The water-leak protocol end to end, against a real Mosquitto: sensor → hub → valve → incident."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+from hub import topics
+from hub.store import incidents as repo
+from hub.store import open_database
+from tests.broker import Broker
+from tests.helpers import LEAK, SIREN, VALVE, Peer, hub_config, on, play_valve, running_hub, z2m
+
+
+@contextlib.asynccontextmanager
+async def _valve(peer: Peer, *, stuck: bool = False):  # type: ignore[no-untyped-def]
+    task = asyncio.create_task(play_valve(peer, stuck=stuck))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _incident_topic(hub_id: str):  # type: ignore[no-untyped-def]
+    prefix = topics.hub_incident(hub_id, "")
+    return lambda t, _p: t.startswith(prefix)
+
+
+async def test_leak_closes_valve_and_opens_one_incident(broker: Broker, tmp_path: Path) -> None:
+    config = hub_config(broker, tmp_path, hub_id="hub-leak")
+    async with Peer(broker, ["zigbee2mqtt/#", "homeguard/hub/hub-leak/#"]) as peer:
+        async with running_hub(config, peer), _valve(peer):
+            start = len(peer.messages)
+            await peer.publish(z2m(LEAK), {"water_leak": True, "battery": 97})
+            await peer.expect(on(z2m(VALVE, "set"), state="OFF"), start=start)
+
+            def confirmed(t: str, p: bytes) -> bool:
+                if not _incident_topic("hub-leak")(t, p):
+                    return False
+                actions = json.loads(p)["actions"]
+                return any(a["action"] == "close_valve" and a["result"] == "ok" for a in actions)
+
+            _, body = await peer.expect(confirmed, start=start)
+            incident = json.loads(body)
+            assert incident["emergency_type"] == "water_damage"
+            assert incident["severity"] == "critical"
+            assert incident["status"] == "open"
+            assert incident["sensors"] == ["kitchen-leak"]
+            assert incident["evidence"][0]["measurement"] == "water_leak"
+            assert incident["evidence"][0]["value"] is True
+            assert incident["location"] == "kitchen"
+            assert incident["response_plan"][0].startswith("The hub closed the water valve")
+            assert incident["escalated"] is False
+            assert peer.count(on(z2m(SIREN, "set"))) == 0
+
+            # More wet readings: the same incident, never a new one.
+            await peer.publish(z2m(LEAK), {"water_leak": True})
+            await peer.publish(z2m(LEAK), {"water_leak": True})
+            await peer.publish("homeguard/sensors/basement/state", {"water_leak": True})
+            await peer.expect(
+                lambda t, p: (
+                    _incident_topic("hub-leak")(t, p) and "basement" in json.loads(p)["sensors"]
+                ),
+                start=start,
+            )
+    db = open_database(tmp_path)
+    stored = repo.list_incidents(db)
+    assert len(stored) == 1
+    assert stored[0].id == incident["id"]
+    assert stored[0].sensors == ("kitchen-leak", "basement")
+    # Every revision has its outbox row, revisions numbered 1..n without gaps.
+    revisions = [r[0] for r in db.execute("SELECT revision FROM outbox ORDER BY seq")]
+    assert revisions == list(range(1, stored[0].revision + 1))
+
+
+async def test_valve_that_never_closes_escalates(broker: Broker, tmp_path: Path) -> None:
+    config = hub_config(broker, tmp_path, hub_id="hub-stuck")
+    async with Peer(broker, ["zigbee2mqtt/#", "homeguard/hub/hub-stuck/#"]) as peer:
+        async with running_hub(config, peer), _valve(peer, stuck=True):
+            start = len(peer.messages)
+            await peer.publish(z2m(LEAK), {"water_leak": True})
+            await peer.expect(on(z2m(SIREN, "set")), start=start, timeout=10)
+
+            def escalated(t: str, p: bytes) -> bool:
+                return _incident_topic("hub-stuck")(t, p) and json.loads(p)["escalated"]
+
+            _, body = await peer.expect(escalated, start=start, timeout=10)
+    incident = json.loads(body)
+    assert incident["severity"] == "critical"
+    valve = next(a for a in incident["actions"] if a["action"] == "close_valve")
+    assert valve["result"] == "failed"  # it answered /get, but always "open"
+    assert valve["attempts"] == 2  # retries = 1
+    assert "did not close" in incident["title"]
+    assert incident["response_plan"][0].startswith("The water valve did NOT confirm")
+    # Close was sent once per attempt, and /get asked after each unconfirmed one.
+    assert peer.count(on(z2m(VALVE, "set"), state="OFF")) == 2
+    assert peer.count(on(z2m(VALVE, "get"))) >= 2
+
+
+async def test_silent_valve_times_out(broker: Broker, tmp_path: Path) -> None:
+    config = hub_config(broker, tmp_path, hub_id="hub-silent", leak={"retries": 0})
+    async with Peer(broker, ["homeguard/hub/hub-silent/#"]) as peer, running_hub(config, peer):
+        await peer.publish(z2m(LEAK), {"water_leak": True})
+
+        def decided(t: str, p: bytes) -> bool:
+            return _incident_topic("hub-silent")(t, p) and bool(json.loads(p)["actions"])
+
+        _, body = await peer.expect(decided, timeout=10)
+    action = json.loads(body)["actions"][0]
+    assert (action["action"], action["result"]) == ("close_valve", "timeout")
+
+
+async def test_broker_restart_mid_run(own_broker: Broker, tmp_path: Path) -> None:
+    config = hub_config(own_broker, tmp_path, hub_id="hub-restart")
+    peer = Peer(own_broker, ["zigbee2mqtt/#", "homeguard/hub/hub-restart/#"])
+    async with peer, running_hub(config, peer):
+        await peer.publish(z2m(LEAK), {"water_leak": False})
+        await peer.expect(on(z2m(VALVE, "get")))  # the hub asks the valve's state at start
+    # The broker goes away and comes back; the hub (still running) must reconnect by itself.
+    task = asyncio.create_task(_hub_forever(config))
+    try:
+        async with Peer(own_broker, ["homeguard/hub/hub-restart/#"]) as watcher:
+            await watcher.expect(lambda t, p: t.endswith("/status") and p == b"online", 10)
+        own_broker.restart()
+        async with Peer(own_broker, ["zigbee2mqtt/#", "homeguard/hub/hub-restart/#"]) as peer2:
+            await peer2.expect(lambda t, p: t.endswith("/status") and p == b"online", 30)
+            async with _valve(peer2):
+                start = len(peer2.messages)
+                await peer2.publish(z2m(LEAK), {"water_leak": True})
+                await peer2.expect(on(z2m(VALVE, "set"), state="OFF"), start=start)
+                await peer2.expect(
+                    lambda t, p: (
+                        "/incidents/" in t
+                        and any(a["result"] == "ok" for a in json.loads(p)["actions"])
+                    ),
+                    start=start,
+                )
+            # The broker lost its retained messages in the restart; after a second restart the
+            # hub republishes its incidents on reconnect.
+        own_broker.restart()
+        async with Peer(own_broker, ["homeguard/hub/hub-restart/#"]) as peer3:
+            await peer3.expect(lambda t, _p: "/incidents/" in t, 30)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _hub_forever(config) -> None:  # type: ignore[no-untyped-def]
+    from hub import daemon
+
+    await daemon.run(config)
