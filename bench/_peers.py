@@ -43,8 +43,9 @@ from bench._common import (
 _MAX_BEHIND_S = 0.05
 
 
-class _Stop(Exception):
-    """Raised by the SIGTERM handler to leave a blocking loop."""
+class _Stop(BaseException):
+    """Raised by the SIGTERM handler to leave a blocking loop (a BaseException, like
+    KeyboardInterrupt, because paho's loop swallows every Exception raised around its select)."""
 
 
 def _raise_stop(_signum: int, _frame: FrameType | None) -> NoReturn:

@@ -1,0 +1,89 @@
+"""The CLI on a store the hub has filled: tables for people, JSON for scripts, ack and resolve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hub.cli import EXIT_NOT_FOUND, main
+from hub.events import IncidentKey, IncidentReport, Reading
+from hub.measurements import Measurement
+from hub.store import incidents as incident_repo
+from hub.store import open_database
+from hub.store import readings as readings_repo
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "hub.toml"
+    path.write_text(f'[hub]\nid = "hub-cli"\ndata_dir = "{tmp_path / "data"}"\n[mqtt]\nport = 1\n')
+    db = open_database(tmp_path / "data")
+    readings_repo.register_devices(
+        db,
+        [
+            readings_repo.DeviceRow(
+                "kitchen-leak", "zigbee2mqtt", "Kitchen Leak", "kitchen", None, None, "config"
+            )
+        ],
+    )
+    readings_repo.record(
+        db,
+        [Reading("kitchen-leak", Measurement.WATER_LEAK, True, 1000.0)],
+        [readings_repo.SeenUpdate("kitchen-leak", 1000.0, True)],
+    )
+    incident_repo.apply_report(
+        db,
+        IncidentReport(
+            key=IncidentKey.WATER_LEAK,
+            emergency_type="water_damage",
+            severity="critical",
+            title="Water leak at kitchen",
+            location="kitchen",
+            source_id="water_leak",
+            source_version="1",
+            at=1000.0,
+            sensors=("kitchen-leak",),
+        ),
+        "hub-cli",
+    )
+    return path
+
+
+def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_sensors_and_incidents(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = str(config)
+    (device,) = _json(capsys, "-c", c, "sensors", "--json")  # type: ignore[misc]
+    assert device["id"] == "kitchen-leak"
+    assert device["readings"]["water_leak"]["value"] == "true"
+    assert device["online"] is True
+    assert main(["-c", c, "sensors"]) == 0
+    assert "kitchen-leak" in capsys.readouterr().out
+
+    (incident,) = _json(capsys, "-c", c, "incidents", "list", "--json")  # type: ignore[misc]
+    assert incident["title"] == "Water leak at kitchen"
+    acked = _json(capsys, "-c", c, "incidents", "ack", incident["id"][:8], "--json")
+    assert acked["status"] == "acknowledged"  # type: ignore[index]
+    assert acked["revision"] == 2  # type: ignore[index]
+    resolved = _json(capsys, "-c", c, "incidents", "resolve", incident["id"], "--json")
+    assert resolved["status"] == "resolved"  # type: ignore[index]
+    assert resolved["resolved_at"] is not None  # type: ignore[index]
+    assert main(["-c", c, "incidents", "list"]) == 0
+    assert capsys.readouterr().out.strip() == "no open incidents"
+    assert main(["-c", c, "incidents", "show", "nope"]) == EXIT_NOT_FOUND
+
+
+def test_status_when_the_hub_is_not_running(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = _json(capsys, "-c", str(config), "status", "--json")
+    assert report["running"] is False  # type: ignore[index]
+    assert report["open_incidents"] == 1  # type: ignore[index]
+    assert report["outbox_depth"] == 1  # type: ignore[index]
+    assert main(["-c", str(config), "status"]) == 0
+    assert "NOT RUNNING" in capsys.readouterr().out
