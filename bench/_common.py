@@ -386,8 +386,10 @@ def running_peer(kind: str, broker: Broker, workdir: Path, *args: str) -> Iterat
         yield peer
     finally:
         out = stop(proc).decode(errors="replace").strip().splitlines()
-        with contextlib.suppress(IndexError, ValueError):
+        try:
             peer.stats = json.loads(out[-1])
+        except (IndexError, ValueError):
+            print(f"warning: {name} exited {proc.returncode} with no stats:\n{tail(log)}")
 
 
 # -- figures -----------------------------------------------------------------------------------

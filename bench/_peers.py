@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import signal
 import socket
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import NoReturn
 
@@ -43,6 +43,9 @@ from bench._common import (
 _MAX_BEHIND_S = 0.05
 
 
+Stats = dict[str, float]
+
+
 class _Stop(BaseException):
     """Raised by the SIGTERM handler to leave a blocking loop (a BaseException, like
     KeyboardInterrupt, because paho's loop swallows every Exception raised around its select)."""
@@ -50,10 +53,6 @@ class _Stop(BaseException):
 
 def _raise_stop(_signum: int, _frame: FrameType | None) -> NoReturn:
     raise _Stop
-
-
-def _emit(stats: dict[str, object]) -> None:
-    print(json.dumps(stats), flush=True)
 
 
 def _paho_connected(args: argparse.Namespace, name: str) -> paho.Client:
@@ -65,8 +64,8 @@ def _paho_connected(args: argparse.Namespace, name: str) -> paho.Client:
 # -- paho processes ----------------------------------------------------------------------------
 
 
-def forwarder(args: argparse.Namespace) -> None:
-    stats = {"received": 0, "forwarded": 0}
+def forwarder(args: argparse.Namespace, stats: Stats) -> None:
+    stats.update(received=0, forwarded=0)
 
     def on_message(client: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         stats["received"] += 1
@@ -75,11 +74,10 @@ def forwarder(args: argparse.Namespace) -> None:
             stats["forwarded"] += 1
 
     _run_paho_subscriber(args, "bench-forwarder", [LEAK_TOPIC], on_message)
-    _emit(stats)
 
 
-def paho_sub(args: argparse.Namespace) -> None:
-    stats = {"received": 0}
+def paho_sub(args: argparse.Namespace, stats: Stats) -> None:
+    stats["received"] = 0
 
     def on_message(client: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         stats["received"] += 1
@@ -87,7 +85,6 @@ def paho_sub(args: argparse.Namespace) -> None:
             client.publish(VALVE_SET, VALVE_CLOSED, qos=1)
 
     _run_paho_subscriber(args, "bench-paho-sub", [NATIVE_FILTER, LEAK_TOPIC], on_message)
-    _emit(stats)
 
 
 def _run_paho_subscriber(
@@ -100,11 +97,10 @@ def _run_paho_subscriber(
     client.on_message = on_message
     client.on_subscribe = lambda c, *_: c.publish(args.ready_topic, ONLINE, qos=1, retain=True)
     client.subscribe([(t, 1) for t in topics])
-    with contextlib.suppress(_Stop):
-        client.loop_forever()
+    client.loop_forever()
 
 
-def loadgen(args: argparse.Namespace) -> None:
+def loadgen(args: argparse.Namespace, stats: Stats) -> None:
     """`--rate` messages/s, each of 4 readings, on a fixed schedule (not bursts)."""
     payloads = [(sensor_topic(i), reading_payload(i)) for i in range(1000)]
     client = _paho_connected(args, "bench-loadgen")
@@ -125,19 +121,16 @@ def loadgen(args: argparse.Namespace) -> None:
             client.publish(topic, payload, qos=0)
             sent += 1
             next_at += period
-    except _Stop:
-        pass
-    elapsed = time.perf_counter() - started
-    client.disconnect()
-    client.loop_stop()
-    _emit({"sent": sent, "seconds": elapsed, "rate": sent / elapsed, "schedule_resets": skipped})
+    finally:
+        elapsed = time.perf_counter() - started
+        stats.update(sent=sent, seconds=elapsed, rate=sent / elapsed, schedule_resets=skipped)
 
 
 # -- aiomqtt -----------------------------------------------------------------------------------
 
 
-def aiomqtt_sub(args: argparse.Namespace) -> None:
-    stats = {"received": 0}
+def aiomqtt_sub(args: argparse.Namespace, stats: Stats) -> None:
+    stats["received"] = 0
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -156,21 +149,17 @@ def aiomqtt_sub(args: argparse.Namespace) -> None:
                 if message.topic.value == LEAK_TOPIC and message.payload == WET:
                     await client.publish(VALVE_SET, VALVE_CLOSED, qos=1)
 
-    try:
-        if args.loop == "uvloop":
-            import uvloop
+    if args.loop == "uvloop":
+        import uvloop
 
-            uvloop.run(main())
-        else:
-            asyncio.run(main())
-    except asyncio.CancelledError:
-        pass
-    _emit(stats)
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 # -- command line ------------------------------------------------------------------------------
 
-_KINDS = {
+_KINDS: dict[str, Callable[[argparse.Namespace, Stats], None]] = {
     "forwarder": forwarder,
     "loadgen": loadgen,
     "paho-sub": paho_sub,
@@ -192,8 +181,14 @@ def main(argv: list[str] | None = None) -> None:
         help="aiomqtt-sub: event loop (the hub runs on uvloop)",
     )
     args = p.parse_args(argv)
+    stats: Stats = {}
     signal.signal(signal.SIGTERM, _raise_stop)
-    _KINDS[args.kind](args)
+    try:
+        _KINDS[args.kind](args, stats)
+    except (_Stop, asyncio.CancelledError):
+        pass
+    finally:
+        print(json.dumps(stats), flush=True)  # the last line of stdout, even after an error
 
 
 if __name__ == "__main__":

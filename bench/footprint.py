@@ -76,17 +76,17 @@ class Result:
         return median(self.startup_s[target])
 
 
-def sample(pid: int, window_s: float, every_s: float) -> tuple[float, int]:
-    """(CPU % of one core over the window, peak sampled RSS in bytes)."""
+def sample(pid: int, window_s: float, every_s: float) -> tuple[float, list[int]]:
+    """(CPU % of one core over the window, RSS samples in bytes)."""
     proc = psutil.Process(pid)
     cpu0, wall0 = proc.cpu_times(), time.perf_counter()
-    peak = 0
+    rss: list[int] = []
     while time.perf_counter() - wall0 < window_s:
-        peak = max(peak, proc.memory_info().rss)
+        rss.append(proc.memory_info().rss)
         time.sleep(every_s)
     cpu1, wall1 = proc.cpu_times(), time.perf_counter()
     busy = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-    return 100 * busy / (wall1 - wall0), peak
+    return 100 * busy / (wall1 - wall0), rss
 
 
 @contextlib.contextmanager
@@ -113,9 +113,11 @@ def under_load(name: str, broker: Broker, workdir: Path, opts: Options) -> Usage
     with _target(name, broker, workdir, usage) as proc:
         with running_peer("loadgen", broker, workdir, "--rate", str(opts.rate)) as gen:
             time.sleep(opts.warmup_s)
-            usage.cpu_pct, usage.peak_rss = sample(proc.pid, opts.window_s, opts.sample_s)
+            usage.cpu_pct, rss = sample(proc.pid, opts.window_s, opts.sample_s)
             usage.vm_hwm = vm_hwm_bytes(proc.pid)
         usage.load_rate = float(gen.stats.get("rate", float("nan")))
+    usage.peak_rss = max(rss)
+    usage.notes["rss_window_mib"] = f"{mib(rss[0]):.1f} → {mib(rss[-1]):.1f}"
     print(
         f"  {name:11}: CPU {usage.cpu_pct:5.1f} %  peak RSS {mib(usage.peak_rss):5.1f} MiB  "
         f"VmHWM {mib(usage.vm_hwm):5.1f} MiB  (load {usage.load_rate:.0f} msg/s)  {usage.notes}",

@@ -7,6 +7,7 @@ schedules reports, publishes them, and turns `/set` and `/get` messages into dev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -41,14 +42,17 @@ from drivers.simulator.devices import (
 from drivers.simulator.models import Model, World, build_models
 from drivers.simulator.payloads import encode, siren_target, valve_target
 from hub import topics
+from hub.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
 #: How long the simulated valve's motor takes to move, seconds.
 MOTOR_DELAY_S = 0.2
-#: Reconnect backoff: first retry after 0.25-0.5 s, doubling to a 15-30 s cap (full jitter).
+#: Reconnect backoff (`hub.backoff`): first retry within 0.5 s, doubling to a 30 s cap, jittered.
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 30.0
+#: Connecting, and each subscribe or QoS 1 publish (until PUBACK), may take this long.
+OPERATION_TIMEOUT_S = 10.0
 #: How long a clean shutdown may spend telling the broker the devices are going offline.
 GOODBYE_TIMEOUT_S = 1.0
 #: Jitter on each report interval: ±10 %.
@@ -57,12 +61,6 @@ INTERVAL_JITTER = 0.1
 _QOS = 1
 _ONLINE = encode({"state": "online"})
 _OFFLINE = encode({"state": "offline"})
-
-
-def reconnect_delay(failures: int, rng: random.Random) -> float:
-    """Seconds to wait after `failures` consecutive failures: capped exponential, jittered."""
-    ceiling = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2.0 ** min(max(failures - 1, 0), 16))
-    return ceiling * rng.uniform(0.5, 1.0)
 
 
 async def run_simulator(
@@ -92,36 +90,39 @@ async def run_simulator(
         motor_delay=motor_delay_s,
         seed=seed,
     )
-    backoff_rng = random.Random()
-    failures = 0
+    backoff = Backoff(initial=RECONNECT_MIN_S, cap=RECONNECT_MAX_S)
     log.info(
         "simulator: scenario %s, broker %s:%s, base topic %r", scenario, host, port, base_topic
     )
     while True:
         try:
-            async with _client(host, port, base_topic) as client:
+            async with contextlib.AsyncExitStack() as stack:
+                async with asyncio.timeout(OPERATION_TIMEOUT_S):
+                    client = await stack.enter_async_context(_client(host, port, base_topic))
                 log.info("simulator: connected to %s:%s", host, port)
-                failures = 0
+                backoff.reset()
                 session = _Session(house, client)
                 try:
                     await session.run()
                 except asyncio.CancelledError:
                     await session.goodbye()
                     raise
-        except* aiomqtt.MqttError as group:
-            failures += 1
+        except* (aiomqtt.MqttError, TimeoutError) as group:
             log.log(
-                logging.WARNING if failures == 1 else logging.DEBUG,
+                logging.WARNING if backoff.failures == 0 else logging.DEBUG,
                 "simulator: broker %s:%s unavailable (%s); retrying",
                 host,
                 port,
                 group.exceptions[0],
             )
-        failures = max(failures, 1)
-        await asyncio.sleep(reconnect_delay(failures, backoff_rng))
+        await asyncio.sleep(backoff.next_delay())
 
 
 def _client(host: str, port: int, base: str) -> aiomqtt.Client:
+    # timeout=inf: aiomqtt then awaits its futures directly instead of through Python 3.11's
+    # asyncio.wait_for, which loses a cancellation that lands as the awaited reply arrives
+    # (cpython gh-86296) and left the simulator running after `cancel()`. Our own
+    # asyncio.timeout() bounds every call instead.
     return aiomqtt.Client(
         host,
         port,
@@ -130,6 +131,7 @@ def _client(host: str, port: int, base: str) -> aiomqtt.Client:
         socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         keepalive=30,
         max_queued_incoming_messages=256,
+        timeout=math.inf,
     )
 
 
@@ -200,7 +202,8 @@ class _Session:
         }
 
     async def run(self) -> None:
-        await self._client.subscribe([(topic, _QOS) for topic in self._handlers])
+        async with asyncio.timeout(OPERATION_TIMEOUT_S):
+            await self._client.subscribe([(topic, _QOS) for topic in self._handlers])
         await self._announce()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._dispatch(), name="simulator-dispatch")
@@ -215,15 +218,15 @@ class _Session:
         bye = [(z2m_bridge_state(base), _OFFLINE)]
         bye += [(topics.native_availability(d.id), offline) for d in native_devices()]
         try:
-            for topic, payload in bye:
-                await self._client.publish(
-                    topic, payload, qos=_QOS, retain=True, timeout=GOODBYE_TIMEOUT_S
-                )
-        except aiomqtt.MqttError as err:
+            async with asyncio.timeout(GOODBYE_TIMEOUT_S):
+                for topic, payload in bye:
+                    await self._client.publish(topic, payload, qos=_QOS, retain=True)
+        except (aiomqtt.MqttError, TimeoutError) as err:
             log.debug("simulator: could not say goodbye: %s", err)
 
     async def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        await self._client.publish(topic, payload, qos=_QOS, retain=retain)
+        async with asyncio.timeout(OPERATION_TIMEOUT_S):
+            await self._client.publish(topic, payload, qos=_QOS, retain=retain)
 
     async def _announce(self) -> None:
         base = self._house.base
