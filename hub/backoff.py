@@ -14,7 +14,7 @@ class Backoff:
 
     def next_delay(self) -> float:
         """Seconds to wait before the next try: uniform in [initial/2, min(cap, initial·factorⁿ)]."""
-        ceiling = min(self.cap, self.initial * self.factor**self.failures)
+        ceiling = min(self.cap, self.initial * self.factor ** min(self.failures, 64))
         self.failures += 1
         return random.uniform(min(self.initial / 2, ceiling), ceiling)  # noqa: S311  (jitter)
 
