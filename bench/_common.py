@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.broker import Broker
 
@@ -69,13 +70,14 @@ def hub_status_topic(hub_id: str) -> str:
 # -- MQTT clients ------------------------------------------------------------------------------
 
 
-def set_nodelay(_client: paho.Client, _userdata: object, sock: socket.socket) -> None:
+def set_nodelay(_client: paho.Client, _userdata: object, sock: paho.SocketLike) -> None:
     """paho `on_socket_open`: Nagle off, or every QoS 1 hop stalls on delayed ACKs."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if isinstance(sock, socket.socket):  # always, on TCP (an SSLSocket is one too)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def paho_client(name: str) -> paho.Client:
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{name}-{os.getpid()}")
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{os.getpid()}")
     client.on_socket_open = set_nodelay
     return client
 

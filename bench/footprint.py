@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs installed here
 
 from bench._common import (
     READINGS_PER_MESSAGE,

@@ -1,6 +1,6 @@
 """Sustained throughput: native readings the hub processes end to end vs a bare aiomqtt subscriber.
 
-    python -m bench.throughput [--messages 50000] [--rounds 1]
+    python -m bench.throughput [--messages 50000] [--rounds 3]
 
 A paho publisher blasts N native messages (4 readings each, QoS 0) as fast as it can, then one wet
 leak (QoS 1). Messages are processed in order, so the hub has processed all N when its valve
@@ -49,7 +49,7 @@ _RECORDER_CATCH_UP_S = 3.0
 @dataclass(frozen=True)
 class Options:
     messages: int = 50_000
-    rounds: int = 1
+    rounds: int = 3
     timeout_s: float = 120.0
 
 
