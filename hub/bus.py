@@ -10,6 +10,12 @@ subscription states its overflow policy:
 
 A consumer takes everything waiting in one go (`async for batch in sub.batches()`), which is what
 keeps a busy hub from paying one task switch per event.
+
+The leak path cannot afford even one queue hop per stage: a wet reading, the valve command it
+causes and the write of that command to the broker's socket happen in one step, as a bare
+forwarder would do it. For that, `Bus.handle` registers a *direct handler*: a plain function called
+inside `publish`. Direct handlers must be quick and must not block; an exception in one is logged
+and counted, never raised into the publisher (a decoder must not fail because a rule did).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ class Overflow(enum.Enum):
 class Subscription(Generic[E]):
     """A bounded queue of the events one consumer asked for."""
 
-    __slots__ = ("_items", "_waiter", "_warned", "dropped", "maxsize", "name", "overflow", "where")
+    __slots__ = ("_items", "_waiter", "_want", "_warned", "dropped", "maxsize", "name", "overflow", "where")
 
     def __init__(
         self,
@@ -50,6 +56,7 @@ class Subscription(Generic[E]):
         self.dropped = 0
         self._items: deque[E] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._want = 1
         self._warned = False
 
     def __len__(self) -> int:
@@ -68,7 +75,7 @@ class Subscription(Generic[E]):
                 )
         items.append(event)
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
+        if waiter is not None and len(items) >= self._want and not waiter.done():
             waiter.set_result(None)
 
     def drain(self) -> list[E]:
@@ -77,14 +84,16 @@ class Subscription(Generic[E]):
         self._items.clear()
         return items
 
-    async def wait(self) -> None:
-        """Return once at least one event is waiting."""
-        while not self._items:
+    async def wait(self, min_items: int = 1) -> None:
+        """Return once at least `min_items` events are waiting."""
+        while len(self._items) < min_items:
+            self._want = min_items
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
+                self._want = 1
 
     async def batches(self) -> AsyncIterator[list[E]]:
         """Yield everything waiting, each time something arrives."""
@@ -98,7 +107,19 @@ class Bus:
 
     def __init__(self) -> None:
         self._routes: dict[type[Any], list[Subscription[Any]]] = {}
+        self._handlers: dict[type[Any], list[tuple[Callable[[Any], bool] | None, Callable[[Any], None]]]] = {}
         self._subscriptions: list[Subscription[Any]] = []
+        self.handler_errors = 0
+
+    def handle(
+        self,
+        event_type: type[E],
+        handler: Callable[[E], None],
+        *,
+        where: Callable[[E], bool] | None = None,
+    ) -> None:
+        """Call `handler(event)` inside `publish` for every event of `event_type` (see above)."""
+        self._handlers.setdefault(event_type, []).append((where, handler))
 
     def subscribe(
         self,
@@ -116,6 +137,13 @@ class Bus:
         return sub
 
     def publish(self, event: object) -> None:
+        for where_h, handler in self._handlers.get(type(event), ()):
+            if where_h is None or where_h(event):
+                try:
+                    handler(event)
+                except Exception:  # noqa: BLE001  (see the module docstring)
+                    self.handler_errors += 1
+                    _log.exception("bus handler %s failed on %r", handler, event)
         for sub in self._routes.get(type(event), ()):
             where = sub.where
             if where is None or where(event):

@@ -7,6 +7,7 @@ Readings are telemetry: the queue is bounded and drops the oldest when the disk 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from hub.bus import Bus, Subscription
@@ -19,6 +20,8 @@ from hub.store import readings as repo
 _log = logging.getLogger(__name__)
 
 _PRUNE_EVERY_S = 3600.0
+#: Readings that make a batch worth writing before the window ends (a burst must not overflow).
+_BATCH = 5000
 
 
 class Recorder:
@@ -43,13 +46,22 @@ class Recorder:
         self._last_prune = 0.0
 
     async def run(self) -> None:
-        while True:
-            await self._sub.wait()
-            await self.flush()
-            await asyncio.sleep(self._interval)  # batching window, not a wait for an event
+        try:
+            while True:
+                await self._sub.wait()
+                # The batching window: up to `flush_interval_s`, less when a burst fills a batch.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._interval):
+                        await self._sub.wait(_BATCH)
+                await self.flush()
+        except asyncio.CancelledError:
+            await self.flush()  # what arrived before the stop is kept
+            raise
 
     async def flush(self) -> None:
         events = self._sub.drain()
+        if not events:
+            return
         readings: list[Reading] = []
         seen: dict[str, repo.SeenUpdate] = {}
         devices: list[repo.DeviceRow] = []

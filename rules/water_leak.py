@@ -12,7 +12,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from hub.bus import Bus, Overflow
+from hub.bus import Bus
 from hub.clock import Clock
 from hub.events import CommandAction, IncidentKey, IncidentReport, Reading
 from hub.incident import (
@@ -80,23 +80,30 @@ class WaterLeakProtocol:
         self._confirming: set[str] = set()
         self._closed: set[str] = set()
         self._escalated = False
-        self._sub = bus.subscribe(
-            "water-leak",
-            (Reading,),
-            maxsize=10_000,
-            overflow=Overflow.KEEP_ALL,
-            where=lambda r: r.measurement in _WATCHED,
-        )
+        self._tg: asyncio.TaskGroup | None = None
+        self._early: list[Reading] = []
+        # A direct handler, not a queue: the wet reading, the close command and its write to the
+        # broker happen in the step that decoded the reading.
+        bus.handle(Reading, self.on_reading, where=lambda r: r.measurement in _WATCHED)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            for valve in self._valves:  # learn each valve's state at start
-                self._actuator.send(valve.id, CommandAction.READ_STATE)
-            async for batch in self._sub.batches():
-                for reading in batch:
-                    self.on_reading(reading, tg)
+            self._tg = tg
+            try:
+                for valve in self._valves:  # learn each valve's state at start
+                    self._actuator.send(valve.id, CommandAction.READ_STATE)
+                early, self._early = self._early, []
+                for reading in early:
+                    self.on_reading(reading)
+                await asyncio.get_running_loop().create_future()  # confirmations run in `tg`
+            finally:
+                self._tg = None
 
-    def on_reading(self, reading: Reading, tg: asyncio.TaskGroup) -> None:
+    def on_reading(self, reading: Reading) -> None:
+        tg = self._tg
+        if tg is None:  # before `run` started (or after it ended): keep it for `run`
+            self._early.append(reading)
+            return
         if reading.measurement is Measurement.WATER_LEAK:
             if reading.value is True:
                 self._on_wet(reading, tg)

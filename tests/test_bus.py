@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from hub.bus import Bus, Overflow
 from hub.events import Availability, Reading
 from hub.measurements import Measurement
@@ -46,3 +48,33 @@ async def test_batches_wait_then_take_everything() -> None:
     bus.publish(_reading(9))
     assert [r.value for r in await anext(batches)] == [9.0]
     await batches.aclose()
+
+
+def test_direct_handlers_run_inside_publish_and_a_failing_one_is_contained() -> None:
+    bus = Bus()
+    seen: list[float] = []
+
+    def broken(_r: Reading) -> None:
+        raise RuntimeError("rule bug")
+
+    bus.handle(Reading, broken)
+    bus.handle(Reading, lambda r: seen.append(float(r.value)), where=lambda r: r.at > 1)
+    queued = bus.subscribe("q", (Reading,))
+    bus.publish(_reading(1))
+    bus.publish(_reading(2))
+    assert seen == [2.0]  # already handled when publish returned
+    assert bus.handler_errors == 2
+    assert len(queued.drain()) == 2  # queues still get every event
+
+
+async def test_wait_for_a_batch_size() -> None:
+    bus = Bus()
+    sub = bus.subscribe("s", (Reading,))
+    waiting = asyncio.ensure_future(sub.wait(3))
+    bus.publish(_reading(1))
+    bus.publish(_reading(2))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    bus.publish(_reading(3))
+    await asyncio.wait_for(waiting, 1)
+    assert len(sub) == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,12 @@ from hub.incident import Incident, to_json
 _log = logging.getLogger(__name__)
 
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+#: Commands kept while the broker is unreachable, sent on reconnect (oldest go first when full).
+_MAX_UNSENT = 1000
+#: Limit on connecting, subscribing and each awaited publish. Applied with `asyncio.timeout`, not
+#: aiomqtt's own `timeout` (which goes through `asyncio.wait_for`, and on Python 3.11 that can
+#: swallow a cancellation: cpython gh-86296).
+_IO_TIMEOUT_S = 10.0
 
 
 class _Client(aiomqtt.Client):
@@ -43,6 +50,21 @@ class _Client(aiomqtt.Client):
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         self._on_raw(message.topic, message.payload)
+
+    def send_now(self, out: Outgoing) -> None:
+        """Publish and write to the socket in this step, without waiting for the event loop.
+
+        aiomqtt hands paho's writes to the loop (`add_writer`), one turn later; for a valve
+        command that turn is the difference between the hub and a bare forwarder. Only QoS >= 1:
+        paho runs the on_publish callback of a QoS 0 message inside `loop_write`, under a lock
+        that is already held when this is called from a message callback.
+        """
+        if out.qos < 1:
+            raise ValueError("send_now publishes QoS 1 or 2 only")
+        info = self._client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "could not publish")
+        self._client.loop_write()
 
 
 class MqttService:
@@ -64,10 +86,12 @@ class MqttService:
         self._sink = sink
         self._snapshot = retained_snapshot
         self._clock = clock
-        self._outbound: Subscription[Command | IncidentChanged] = bus.subscribe(
-            "mqtt-out", (Command, IncidentChanged), maxsize=1000, overflow=Overflow.KEEP_ALL
+        self._outbound: Subscription[IncidentChanged] = bus.subscribe(
+            "mqtt-out", (IncidentChanged,), maxsize=1000, overflow=Overflow.KEEP_ALL
         )
-        self._unsent: deque[Command] = deque()
+        bus.handle(Command, self.on_command)
+        self._live: _Client | None = None
+        self._unsent: deque[Command] = deque(maxlen=_MAX_UNSENT)
         self.connected = False
         self.ready = asyncio.Event()
         self.messages = 0
@@ -113,7 +137,7 @@ class MqttService:
             will=aiomqtt.Will(topics.hub_status(self._hub_id), topics.OFFLINE, qos=1, retain=True),
             tls_params=tls,
             socket_options=_NODELAY,
-            timeout=10,
+            timeout=math.inf,
         )
 
     async def run(self) -> None:
@@ -121,9 +145,11 @@ class MqttService:
         backoff = Backoff(initial=0.5, cap=30.0)
         while True:
             try:
-                async with self._client() as client:
+                async with contextlib.AsyncExitStack() as stack:
+                    async with asyncio.timeout(_IO_TIMEOUT_S):
+                        client = await stack.enter_async_context(self._client())
                     await self._session(client, backoff)
-            except* aiomqtt.MqttError as group:
+            except* (aiomqtt.MqttError, TimeoutError) as group:
                 err = group.exceptions[0]
                 self.connected = False
                 delay = backoff.next_delay()
@@ -143,8 +169,20 @@ class MqttService:
 
     async def _session(self, client: _Client, backoff: Backoff) -> None:
         filters = [f for a in self._adapters for f in a.filters()]
-        await client.subscribe([(f, 1) for f in filters])
-        await client.publish(topics.hub_status(self._hub_id), topics.ONLINE, qos=1, retain=True)
+        async with asyncio.timeout(_IO_TIMEOUT_S):
+            await client.subscribe([(f, 1) for f in filters])
+        self._live = client
+        try:
+            await self._connected_session(client, backoff)
+        finally:
+            self._live = None
+
+    async def _connected_session(self, client: _Client, backoff: Backoff) -> None:
+        while self._unsent:  # commands that waited for the broker go first
+            self.on_command(self._unsent.popleft())
+        await self._publish(
+            client, Outgoing(topics.hub_status(self._hub_id), topics.ONLINE.encode(), retain=True)
+        )
         for incident in await self._snapshot():  # the broker may have lost them in a restart
             await self._publish_incident(client, incident)
         self.connected = True
@@ -168,28 +206,28 @@ class MqttService:
 
     async def _send_loop(self, client: _Client) -> None:
         async with asyncio.TaskGroup() as tg:
-            while self._unsent:
-                command = self._unsent.popleft()
-                tg.create_task(self._send_command(client, command))
             async for batch in self._outbound.batches():
                 for event in batch:
-                    if isinstance(event, Command):
-                        tg.create_task(self._send_command(client, event))
-                    else:
-                        tg.create_task(self._publish_incident(client, event.incident))
+                    tg.create_task(self._publish_incident(client, event.incident))
 
-    async def _send_command(self, client: _Client, command: Command) -> None:
+    def on_command(self, command: Command) -> None:
+        """Carry out a command now (a direct bus handler: called in the step that published it)."""
         adapter = next((a for a in self._adapters if a.controls(command.device_id)), None)
         if adapter is None:
             self._sent(command, f"no adapter controls device {command.device_id!r}")
             return
+        client = self._live
+        if client is None:
+            self._unsent.append(command)
+            self._sent(command, "broker unreachable; it goes out on reconnect")
+            return
         try:
             for out in adapter.encode(command):
-                await self._publish(client, out)
+                client.send_now(out)
         except aiomqtt.MqttError as err:
             self._unsent.append(command)
-            self._sent(command, f"broker link lost: {err}")
-            raise
+            self._sent(command, f"broker link lost ({err}); it goes out on reconnect")
+            return
         self._sent(command, None)
 
     def _sent(self, command: Command, error: str | None) -> None:
@@ -210,4 +248,5 @@ class MqttService:
 
     @staticmethod
     async def _publish(client: _Client, out: Outgoing) -> None:
-        await client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+        async with asyncio.timeout(_IO_TIMEOUT_S):
+            await client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
