@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from drivers.mqtt import z2m_topics
 from drivers.mqtt.adapter import Outgoing, Sink
 from drivers.mqtt.payload import measurement_value, parse_availability, parse_object
 from hub.config import DeviceConfig
@@ -93,7 +94,7 @@ class Zigbee2MqttAdapter:
         self._by_id[device.id] = device
 
     def filters(self) -> tuple[str, ...]:
-        return (self._prefix + "#",)
+        return (z2m_topics.z2m_all(self._base),)
 
     def owns(self, topic: str) -> bool:
         return topic.startswith(self._prefix)
@@ -195,13 +196,13 @@ class Zigbee2MqttAdapter:
 
     def encode(self, command: Command) -> list[Outgoing]:
         device = self._by_id[command.device_id]
-        base = f"{self._prefix}{device.name}"
+        set_topic = z2m_topics.z2m_set(self._base, device.name)
         if command.action is CommandAction.CLOSE_VALVE:
-            return [Outgoing(base + "/set", b'{"state":"OFF"}')]
+            return [Outgoing(set_topic, b'{"state":"OFF"}')]
         if command.action is CommandAction.SIREN_ON:
             body = _SIREN_WARNING if "warning" in device.exposes else {"state": "ON"}
-            return [Outgoing(base + "/set", json.dumps(body).encode())]
-        return [Outgoing(base + "/get", b'{"state":""}')]
+            return [Outgoing(set_topic, json.dumps(body).encode())]
+        return [Outgoing(z2m_topics.z2m_get(self._base, device.name), b'{"state":""}')]
 
 
 def _scale(device: _Device, key: str, raw: Any, data: dict[str, Any]) -> Any:

@@ -17,8 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import aiomqtt
 
-from drivers.simulator._bridge import bridge_devices
-from drivers.simulator._topics import (
+from drivers.mqtt.z2m_topics import (
     z2m_availability,
     z2m_bridge_devices,
     z2m_bridge_state,
@@ -26,6 +25,7 @@ from drivers.simulator._topics import (
     z2m_get,
     z2m_set,
 )
+from drivers.simulator._bridge import bridge_devices
 from drivers.simulator.devices import (
     HALL_SIREN,
     KITCHEN_LEAK,

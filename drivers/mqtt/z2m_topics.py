@@ -1,7 +1,5 @@
-"""Zigbee2MQTT topics as the simulator publishes them: built here, nowhere else in the simulator.
-
-Native HomeGuard topics come from `hub.topics`; Zigbee2MQTT's live under a configurable base topic.
-"""
+"""Zigbee2MQTT's topics, under its configurable base topic: built here, for the adapter and the
+simulator alike (the hub's own and the native topics are in `hub.topics`)."""
 
 from __future__ import annotations
 
@@ -32,3 +30,8 @@ def z2m_bridge_state(base: str) -> str:
 def z2m_bridge_devices(base: str) -> str:
     """Retained JSON list of every device on the network, the coordinator first."""
     return f"{base}/bridge/devices"
+
+
+def z2m_all(base: str) -> str:
+    """Everything under the base topic (the adapter's one subscription)."""
+    return f"{base}/#"
