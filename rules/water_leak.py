@@ -117,6 +117,8 @@ class WaterLeakProtocol:
     def _on_wet(self, reading: Reading, tg: asyncio.TaskGroup) -> None:
         if reading.device_id in self._wet:
             return
+        if not self._wet:  # a new leak episode: it may escalate again
+            self._escalated = False
         self._wet.add(reading.device_id)
         # 1. Water off, first of all.
         for valve in self._valves:
