@@ -16,7 +16,10 @@ hg_as_root() {
 hg_ensure_apt() {
   local missing=()
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto mosquitto-clients)
-  if [ "${1:-}" = dev ]; then command -v systemd-analyze >/dev/null || missing+=(systemd); fi
+  if [ "${1:-}" = dev ]; then
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
+    command -v openssl >/dev/null || missing+=(openssl)
+  fi
   [ ${#missing[@]} -eq 0 ] && return 0
   hg_say "installing ${missing[*]} from Debian's packages"
   hg_as_root apt-get update -qq
