@@ -40,7 +40,17 @@ class Overflow(enum.Enum):
 class Subscription(Generic[E]):
     """A bounded queue of the events one consumer asked for."""
 
-    __slots__ = ("_items", "_waiter", "_want", "_warned", "dropped", "maxsize", "name", "overflow", "where")
+    __slots__ = (
+        "_items",
+        "_waiter",
+        "_want",
+        "_warned",
+        "dropped",
+        "maxsize",
+        "name",
+        "overflow",
+        "where",
+    )
 
     def __init__(
         self,
@@ -107,7 +117,9 @@ class Bus:
 
     def __init__(self) -> None:
         self._routes: dict[type[Any], list[Subscription[Any]]] = {}
-        self._handlers: dict[type[Any], list[tuple[Callable[[Any], bool] | None, Callable[[Any], None]]]] = {}
+        self._handlers: dict[
+            type[Any], list[tuple[Callable[[Any], bool] | None, Callable[[Any], None]]]
+        ] = {}
         self._subscriptions: list[Subscription[Any]] = []
         self.handler_errors = 0
 

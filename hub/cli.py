@@ -108,6 +108,22 @@ def _parser() -> argparse.ArgumentParser:
         one.add_argument("--json", action="store_true")
         one.set_defaults(handler=_incident_one, action=name)
 
+    sync = sub.add_parser("sync", help="cloud sync: status, or send what is waiting now")
+    sync_sub = sync.add_subparsers(required=True, metavar="ACTION")
+    sync_status = sync_sub.add_parser(
+        "status", help="link, outbox by kind, oldest pending, dead letters, last error"
+    )
+    sync_status.add_argument("--json", action="store_true")
+    sync_status.set_defaults(handler=_sync_status)
+    sync_flush = sync_sub.add_parser(
+        "flush",
+        help="ask the running hub to send its outbox now (or send it from here if it is not running)",
+    )
+    sync_flush.add_argument(
+        "--timeout", type=float, default=60.0, metavar="S", help="give up after S seconds"
+    )
+    sync_flush.set_defaults(handler=_sync_flush)
+
     sim = sub.add_parser("simulate", help="run simulated devices against the configured broker")
     sim.add_argument("--scenario", default="leak", choices=["normal", "leak", "stuck-valve"])
     sim.add_argument("--leak-after", type=float, default=20.0, metavar="S")
@@ -201,16 +217,21 @@ def _db(config: Config) -> Any:
     return open_database(config.hub.data_dir)
 
 
+def _is_running(state: dict[str, Any], now: float) -> bool:
+    beat = state.get("heartbeat_at")
+    return (
+        beat is not None
+        and state.get("stopped_at") is None
+        and now - beat < 3 * state.get("heartbeat_interval_s", 5)
+    )
+
+
 def _status(args: argparse.Namespace, config: Config) -> int:
     db = _db(config)
     state = hubstate.read(db)
     now = time.time()
     beat = state.get("heartbeat_at")
-    running = (
-        beat is not None
-        and state.get("stopped_at") is None
-        and now - beat < 3 * state.get("heartbeat_interval_s", 5)
-    )
+    running = _is_running(state, now)
     open_incidents = incident_repo.list_incidents(db, open_only=True)
     report = {
         "running": running,
@@ -237,7 +258,7 @@ def _status(args: argparse.Namespace, config: Config) -> int:
     )
     print(
         f"  open incidents: {len(open_incidents)}; outbox (waiting for cloud sync): "
-        f"{report['outbox_depth']}; cloud: {state.get('cloud', '?')}"
+        f"{report['outbox_depth']}; cloud: {_cloud_word(state.get('cloud', '?'))}"
     )
     store = state.get("store", {})
     for key in ("incident_last_error", "recorder_last_error"):
@@ -248,6 +269,12 @@ def _status(args: argparse.Namespace, config: Config) -> int:
         f"  refused input: {sum(bad.values())}" + "".join(f"\n    {k}: {v}" for k, v in bad.items())
     )
     return 0
+
+
+def _cloud_word(cloud: object) -> str:
+    if isinstance(cloud, dict):
+        return str(cloud.get("state", "?")) + " (see `homeguard-hub sync status`)"
+    return str(cloud)
 
 
 def _sensors(args: argparse.Namespace, config: Config) -> int:
@@ -347,6 +374,20 @@ def _print_incident(i: Incident) -> None:
             f"  action: {a.action} {a.target}: {a.result} after {a.attempts} attempt(s)"
             + (f" ({a.detail})" if a.detail else "")
         )
+    if i.dispatch is not None:
+        d = i.dispatch
+        who = ""
+        if d.contractor is not None:
+            who = f": {d.contractor.name}" + (
+                f" ({d.contractor.phone})" if d.contractor.phone else ""
+            )
+        eta = d.eta if d.eta is not None else (d.contractor.eta if d.contractor else None)
+        print(
+            f"  dispatch: {d.status}{who}"
+            + (f", ETA {when(eta)}" if eta else "")
+            + (f" — {d.note}" if d.note else "")
+            + f" (at {when(d.at)})"
+        )
     for n, step in enumerate(i.response_plan, 1):
         print(f"  {n}. {step}")
 
@@ -378,6 +419,29 @@ def _announce(config: Config, incident: Incident) -> None:
         client.loop_stop()
     except (OSError, RuntimeError, ValueError) as err:
         logging.getLogger(__name__).warning("incident saved; MQTT announcement failed: %s", err)
+
+
+# -- cloud sync ---------------------------------------------------------------------------------
+
+
+def _sync_status(args: argparse.Namespace, config: Config) -> int:
+    from hub.cli_sync import sync_status
+
+    return sync_status(config, _db(config), as_json=args.json, running=_is_running)
+
+
+def _sync_flush(args: argparse.Namespace, config: Config) -> int:
+    from hub.cli_sync import sync_flush
+    from sync.flush import flush_once
+
+    setup_logging("WARNING")
+    return sync_flush(
+        config,
+        _db(config),
+        timeout_s=args.timeout,
+        running=_is_running,
+        flush_once=lambda c, t: asyncio.run(flush_once(c, t)),
+    )
 
 
 if __name__ == "__main__":

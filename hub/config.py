@@ -114,6 +114,8 @@ class CloudSection(_Section):
     secret_file: Path
     heartbeat_s: Annotated[int, Field(ge=10, le=3600)] = 60
     ca_file: Path | None = None
+    #: Pending outbox rows past which telemetry is dropped, oldest first (incidents never are).
+    outbox_budget_rows: Annotated[int, Field(ge=1000, le=10_000_000)] = 100_000
 
     @field_validator("url")
     @classmethod

@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.mqtt.adapter import Adapter, BusSink
 from drivers.mqtt.native import NativeAdapter
@@ -31,6 +31,9 @@ from hub.store import DbWorker
 from hub.store import incidents as incident_repo
 from hub.store import readings as readings_repo
 from rules.water_leak import Place, WaterLeakProtocol
+
+if TYPE_CHECKING:
+    from sync.service import SyncService
 
 _log = logging.getLogger(__name__)
 
@@ -118,6 +121,17 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             retention_s=config.store.readings_retention_days * 86400,
         )
 
+        loop = asyncio.get_running_loop()
+        sync: SyncService | None = None
+        if config.cloud is not None:
+            from sync.service import SyncService  # only a hub with a [cloud] section loads httpx
+
+            sync = SyncService(config=config, bus=bus, db=db, clock=clock)
+            _on_signal(loop, signal.SIGUSR1, sync.flush)
+        else:
+            # `homeguard-hub sync flush` sends SIGUSR1, whose default action would stop the hub.
+            _on_signal(loop, signal.SIGUSR1, lambda: _log.info("no [cloud] configured: no flush"))
+
         def probe() -> dict[str, Any]:
             return {
                 "hub_id": config.hub.id,
@@ -134,7 +148,7 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
                     "recorder_last_error": recorder.last_error,
                     "readings_written": recorder.written,
                 },
-                "cloud": "not configured" if config.cloud is None else "configured, sync not built",
+                "cloud": "not configured" if sync is None else sync.status(),
             }
 
         health = HealthReporter(db=db, clock=clock, probe=probe)
@@ -146,6 +160,8 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             tg.create_task(recorder.run(), name="recorder")
             tg.create_task(mqtt.run(), name="mqtt")
             tg.create_task(health.run(), name="health")
+            if sync is not None:
+                tg.create_task(sync.run(), name="sync")
             if options.simulate is not None:
                 tg.create_task(
                     run_simulator(
@@ -162,6 +178,11 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             gc.collect()
             gc.freeze()  # start-up objects live forever: keep them out of every later collection
             _log.info("hub %s ready (%d configured devices)", config.hub.id, len(devices))
+
+
+def _on_signal(loop: asyncio.AbstractEventLoop, sig: int, handler: Callable[[], None]) -> None:
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(sig, handler)
 
 
 def _snapshot(db: DbWorker) -> Callable[[], Awaitable[list[Incident]]]:

@@ -110,6 +110,29 @@ class IncidentChanged:
     at: float = field(default=0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class MaintenanceTask:
+    """A preventive-maintenance task from the cloud's planner (the contract's `MaintenanceTask`)."""
+
+    id: str
+    title: str
+    system: str
+    due: str  # a calendar date, `YYYY-MM-DD`
+    priority: str
+    every_days: int | None = None
+    every_runtime_h: float | None = None
+    estimated_cost: float | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceTaskReceived:
+    """The cloud sent a maintenance task, to be merged into the local schedule (by `task.id`)."""
+
+    task: MaintenanceTask
+    at: float
+
+
 Event = (
     Reading
     | Availability
@@ -118,4 +141,5 @@ Event = (
     | CommandSent
     | IncidentReport
     | IncidentChanged
+    | MaintenanceTaskReceived
 )

@@ -41,6 +41,27 @@ class Status(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+class DispatchStatus(enum.StrEnum):
+    """What the cloud's dispatch decided (`cancelled` leaves the incident's own status alone)."""
+
+    ACKNOWLEDGED = "acknowledged"
+    DISPATCHED = "dispatched"
+    EN_ROUTE = "en_route"
+    ON_SITE = "on_site"
+    RESOLVED = "resolved"
+    CANCELLED = "cancelled"
+
+
+_DISPATCH_TO_STATUS: dict[DispatchStatus, Status | None] = {
+    DispatchStatus.ACKNOWLEDGED: Status.ACKNOWLEDGED,
+    DispatchStatus.DISPATCHED: Status.DISPATCHED,
+    DispatchStatus.EN_ROUTE: Status.DISPATCHED,
+    DispatchStatus.ON_SITE: Status.DISPATCHED,
+    DispatchStatus.RESOLVED: Status.RESOLVED,
+    DispatchStatus.CANCELLED: None,
+}
+
+
 class ActionKind(enum.StrEnum):
     CLOSE_VALVE = "close_valve"
     CUT_POWER = "cut_power"
@@ -84,6 +105,25 @@ class IncidentAction:
 
 
 @dataclass(frozen=True, slots=True)
+class Contractor:
+    id: str
+    name: str
+    phone: str | None = None
+    eta: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """The latest dispatch update the cloud sent for an incident, mirrored on it."""
+
+    status: DispatchStatus
+    at: float
+    contractor: Contractor | None = None
+    eta: float | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
     id: str
     revision: int
@@ -105,6 +145,7 @@ class Incident:
     actions: tuple[IncidentAction, ...]
     response_plan: tuple[str, ...]
     escalated: bool = False
+    dispatch: Dispatch | None = None
 
     @property
     def is_open(self) -> bool:
@@ -203,6 +244,66 @@ def set_status(incident: Incident, status: Status, *, at: float) -> Incident | N
     )
 
 
+def apply_dispatch(incident: Incident, dispatch: Dispatch, *, at: float) -> Incident | None:
+    """Mirror a dispatch update on the incident; its status follows the contract's mapping.
+
+    None when nothing changes: the same update again (updates are applied idempotently) or one
+    older than the dispatch already mirrored.
+    """
+    current = incident.dispatch
+    if current is not None and (current == dispatch or dispatch.at < current.at):
+        return None
+    status = _DISPATCH_TO_STATUS[dispatch.status] or incident.status
+    resolved_at = incident.resolved_at
+    if status is Status.RESOLVED:
+        resolved_at = resolved_at if incident.status is Status.RESOLVED else dispatch.at
+    else:
+        resolved_at = None
+    return replace(
+        incident,
+        dispatch=dispatch,
+        status=status,
+        resolved_at=resolved_at,
+        revision=incident.revision + 1,
+        updated_at=max(at, incident.updated_at),
+    )
+
+
+def _dispatch_to_wire(d: Dispatch) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": d.status.value, "at": rfc3339(d.at)}
+    if d.contractor is not None:
+        c = d.contractor
+        out["contractor"] = {
+            "id": c.id,
+            "name": c.name,
+            "phone": c.phone,
+            "eta": None if c.eta is None else rfc3339(c.eta),
+        }
+    if d.eta is not None:
+        out["eta"] = rfc3339(d.eta)
+    if d.note is not None:
+        out["note"] = d.note
+    return out
+
+
+def _dispatch_from_wire(data: dict[str, Any]) -> Dispatch:
+    c = data.get("contractor")
+    return Dispatch(
+        status=DispatchStatus(data["status"]),
+        at=parse_rfc3339(data["at"]),
+        contractor=None
+        if c is None
+        else Contractor(
+            id=c["id"],
+            name=c["name"],
+            phone=c.get("phone"),
+            eta=None if c.get("eta") is None else parse_rfc3339(c["eta"]),
+        ),
+        eta=None if data.get("eta") is None else parse_rfc3339(data["eta"]),
+        note=data.get("note"),
+    )
+
+
 def to_wire(incident: Incident) -> dict[str, Any]:
     """The incident as the dispatch API and the local MQTT topic carry it."""
     return {
@@ -246,6 +347,7 @@ def to_wire(incident: Incident) -> dict[str, Any]:
         ],
         "response_plan": list(incident.response_plan),
         "escalated": incident.escalated,
+        **({} if incident.dispatch is None else {"dispatch": _dispatch_to_wire(incident.dispatch)}),
     }
 
 
@@ -291,6 +393,7 @@ def from_wire(data: dict[str, Any], *, key: str) -> Incident:
         ),
         response_plan=tuple(data["response_plan"]),
         escalated=bool(data.get("escalated", False)),
+        dispatch=None if data.get("dispatch") is None else _dispatch_from_wire(data["dispatch"]),
     )
 
 

@@ -15,5 +15,6 @@ def setup_logging(level: str) -> None:
         else ("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
-    for noisy in ("aiomqtt", "paho"):
+    # httpx logs one INFO line per request: a draining backlog would flood the journal.
+    for noisy in ("aiomqtt", "paho", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

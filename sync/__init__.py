@@ -1,5 +1,7 @@
-"""Cloud sync (outbox drainer, signed client, updates poller, reference server).
+"""Cloud sync: the signed dispatch API client (`client`), the outbox drainer, the updates poller,
+the heartbeat and telemetry rollups, run together by `service.SyncService`; and the reference
+dispatch server (`sync.server`) with the OpenAPI document of the contract.
 
-Not built yet: the store already writes an outbox row with every incident change, in the same
-transaction, so nothing is lost while this package is empty. Tracked as issue 3.
+`sync` imports the kernel (`hub`), never `drivers`, `rules` or `models`; only the composition root
+(`hub.daemon`, `hub.cli`) imports `sync`.
 """

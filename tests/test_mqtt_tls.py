@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-import pytest
-
 from hub import daemon, topics
 from tests.broker import Broker, make_certificates, running_broker
 from tests.helpers import Peer, hub_config, status_online
@@ -27,11 +25,6 @@ async def _run_until_online(config, broker: Broker, timeout: float) -> bool:  # 
             await task
 
 
-# paho leaves the socket of a failed TLS handshake to the garbage collector (which closes it, with
-# a ResourceWarning); that is the library's, and it does not accumulate.
-@pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning"
-)
 async def test_tls_with_the_right_ca_connects_and_a_wrong_ca_does_not(tmp_path: Path) -> None:
     with running_broker(tls=True) as broker:
         assert broker.tls_port is not None

@@ -83,8 +83,33 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE hub_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    """Cloud sync: dead letters, the sync key/value state, and a lookup of pending revisions."""
+    db.execute(
+        """CREATE TABLE dead_letters (
+            seq INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            ref_id TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            failed_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    # "Is there a newer pending revision of this incident?" without reading the backlog.
+    db.execute(
+        "CREATE INDEX outbox_pending_ref ON outbox (kind, ref_id, revision) "
+        "WHERE delivered_at IS NULL"
+    )
+    db.execute(
+        "CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE delivered_at IS NOT NULL"
+    )
+
+
 #: Schema migrations, in order; `PRAGMA user_version` is how many have run. Append, never edit.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2)
 
 
 def open_database(data_dir: Path) -> sqlite_utils.Database:

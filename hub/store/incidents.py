@@ -9,10 +9,12 @@ import sqlite_utils
 
 from hub.events import IncidentReport
 from hub.incident import (
+    Dispatch,
     EmergencyType,
     Incident,
     Severity,
     Status,
+    apply_dispatch,
     from_wire,
     merge,
     new_incident,
@@ -73,6 +75,23 @@ def change_status(
         if changed is None:
             return current
         _write(db, changed)
+        return changed
+
+
+def record_dispatch(
+    db: sqlite_utils.Database, incident_id: str, dispatch: Dispatch, at: float
+) -> Incident | None:
+    """Mirror a dispatch update from the cloud as a new revision (with its outbox row).
+
+    None when the incident is unknown or nothing changed (the update was already applied).
+    """
+    with transaction(db):
+        row = db.execute("SELECT key, body FROM incidents WHERE id = ?", [incident_id]).fetchone()
+        if row is None:
+            return None
+        changed = apply_dispatch(_decode(row), dispatch, at=at)
+        if changed is not None:
+            _write(db, changed)
         return changed
 
 

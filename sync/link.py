@@ -1,0 +1,138 @@
+"""The cloud link's state, shared by the sync loops: what `sync status` shows, and how long a loop
+waits after each kind of failure."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hub.backoff import Backoff
+from hub.clock import Clock
+from sync.client import (
+    CloudError,
+    DispatchClient,
+    Forbidden,
+    RateLimited,
+    SecretError,
+    Unauthorized,
+)
+
+_log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+#: Backoff for network and server trouble (the contract suggests a 5-minute cap).
+RETRY_INITIAL_S = 1.0
+RETRY_CAP_S = 300.0
+#: Refused credentials need a person; retry rarely.
+AUTH_INITIAL_S = 60.0
+AUTH_CAP_S = 1800.0
+
+
+class LinkState(enum.StrEnum):
+    STARTING = "starting"
+    ONLINE = "online"
+    OFFLINE = "offline"  # network or server trouble, retrying with backoff
+    RATE_LIMITED = "rate_limited"
+    CLOCK_SKEW = "clock_skew"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    DISABLED = "disabled"  # the secret cannot be used
+
+
+def retry_backoff() -> Backoff:
+    return Backoff(initial=RETRY_INITIAL_S, cap=RETRY_CAP_S)
+
+
+class Link:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.state = LinkState.STARTING
+        self.online = asyncio.Event()
+        self.last_ok_at: float | None = None
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.clock_skew_s: float | None = None
+        self.retry_at: float | None = None
+        self._auth_backoff = Backoff(initial=AUTH_INITIAL_S, cap=AUTH_CAP_S)
+        self._warned = False
+
+    def ok(self) -> None:
+        if self.state is not LinkState.ONLINE:
+            if self.state is not LinkState.STARTING:
+                _log.info("cloud link is back online")
+            self.state = LinkState.ONLINE
+        self._warned = False
+        self._auth_backoff.reset()
+        self.retry_at = None
+        self.last_ok_at = self._clock.now()
+        self.online.set()
+
+    def disabled(self, err: SecretError) -> None:
+        self.state = LinkState.DISABLED
+        self._error(str(err))
+        _log.error("cloud sync disabled: %s", err)
+
+    def failed(self, err: CloudError, backoff: Backoff, client: DispatchClient) -> float:
+        """Record a failure; returns how long the failing loop waits before its next try."""
+        self.online.clear()
+        self._error(f"{type(err).__name__}: {err}")
+        if isinstance(err, Unauthorized) and err.clock_is_off:
+            skew = err.clock_skew_s or 0.0
+            first = self.clock_skew_s is None or abs(self.clock_skew_s - skew) > 60
+            self.clock_skew_s = skew
+            self.state = LinkState.CLOCK_SKEW
+            if first:
+                _log.warning(
+                    "the cloud refused our signature: this hub's clock is %+.0f s off the "
+                    "server's; signing with the server's time from now on (fix NTP on this hub)",
+                    -skew,
+                )
+                client.learn_skew(skew)
+                return 0.0
+            delay = self._auth_backoff.next_delay()
+        elif isinstance(err, Unauthorized | Forbidden):
+            self.state = (
+                LinkState.UNAUTHORIZED if isinstance(err, Unauthorized) else LinkState.FORBIDDEN
+            )
+            delay = self._auth_backoff.next_delay()
+            level = logging.ERROR if self._auth_backoff.failures == 1 else logging.DEBUG
+            _log.log(
+                level,
+                "the cloud refused this hub's credentials (%s); check hub.id and the secret "
+                "file; retrying in %.0f s",
+                err,
+                delay,
+            )
+        elif isinstance(err, RateLimited):
+            self.state = LinkState.RATE_LIMITED
+            # At least Retry-After; a little jitter so several loops do not return together.
+            delay = err.retry_after + min(1.0, backoff.next_delay() / 10)
+            self._log_once("cloud asked us to slow down; waiting %.1f s", delay)
+        else:
+            self.state = LinkState.OFFLINE
+            delay = backoff.next_delay()
+            self._log_once("cannot reach the cloud (%s); retrying in %.1f s", err, delay)
+        self.retry_at = self._clock.now() + delay
+        return delay
+
+    def _error(self, text: str) -> None:
+        self.last_error = text
+        self.last_error_at = self._clock.now()
+
+    def _log_once(self, msg: str, *args: object) -> None:
+        _log.log(logging.DEBUG if self._warned else logging.WARNING, msg, *args)
+        self._warned = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "last_ok_at": self.last_ok_at,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+            "clock_skew_s": self.clock_skew_s,
+            "retry_at": self.retry_at,
+        }

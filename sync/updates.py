@@ -1,0 +1,178 @@
+"""The updates long poll: dispatch decisions become new incident revisions (published on the bus,
+so MQTT republishes them); maintenance tasks go to the bus for the planner. The cursor is stored
+only after everything it covers has been applied, and applying is idempotent, so a crash in between
+applies the same updates again, harmlessly."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from hub.bus import Bus
+from hub.clock import Clock
+from hub.errors import StoreError
+from hub.events import IncidentChanged, MaintenanceTask, MaintenanceTaskReceived
+from hub.incident import Contractor, Dispatch, DispatchStatus
+from hub.store import DbWorker, outbox
+from hub.store import incidents as incident_repo
+from sync.client import CloudError, DispatchClient
+from sync.link import Link, Sleep, retry_backoff
+
+_log = logging.getLogger(__name__)
+
+#: The contract's longest wait.
+MAX_WAIT_S = 30
+
+
+class _Wire(BaseModel):
+    # The cloud may add fields; the hub must not break on them.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Contractor(_Wire):
+    id: str
+    name: str
+    phone: str | None = None
+    eta: datetime | None = None
+
+
+class _DispatchUpdate(_Wire):
+    type: Literal["dispatch"]
+    cursor: str | None = None
+    incident_id: str
+    status: DispatchStatus
+    contractor: _Contractor | None = None
+    note: str | None = None
+    at: datetime
+
+
+class _Task(_Wire):
+    id: str
+    title: str
+    system: str
+    due: str
+    priority: str
+    every_days: int | None = None
+    every_runtime_h: float | None = None
+    estimated_cost: float | None = None
+    notes: str | None = None
+
+
+class _MaintenanceUpdate(_Wire):
+    type: Literal["maintenance"]
+    cursor: str | None = None
+    task: _Task
+    at: datetime
+
+
+_Update: TypeAdapter[_DispatchUpdate | _MaintenanceUpdate] = TypeAdapter(
+    Annotated[_DispatchUpdate | _MaintenanceUpdate, Field(discriminator="type")]
+)
+
+
+def parse_dispatch(u: _DispatchUpdate) -> Dispatch:
+    c = u.contractor
+    eta = None if c is None or c.eta is None else c.eta.timestamp()
+    return Dispatch(
+        status=u.status,
+        at=u.at.timestamp(),
+        contractor=None if c is None else Contractor(c.id, c.name, c.phone, eta),
+        eta=eta,
+        note=u.note,
+    )
+
+
+class UpdatesPoller:
+    def __init__(
+        self,
+        *,
+        db: DbWorker,
+        client: DispatchClient,
+        link: Link,
+        bus: Bus,
+        clock: Clock,
+        sleep: Sleep,
+        wait_s: int = MAX_WAIT_S,
+    ) -> None:
+        self._db = db
+        self._client = client
+        self._link = link
+        self._bus = bus
+        self._clock = clock
+        self._sleep = sleep
+        self._wait_s = min(wait_s, MAX_WAIT_S)
+        self.applied = 0
+        self.skipped = 0
+        self.cursor: str | None = None
+
+    async def run(self) -> None:
+        backoff = retry_backoff()
+        self.cursor = await self._db.run(outbox.get_state, outbox.STATE_CURSOR)
+        while True:
+            try:
+                updates, nxt = await self._client.updates(self.cursor, self._wait_s)
+            except CloudError as err:
+                delay = self._link.failed(err, backoff, self._client)
+                if delay > 0:  # 0: retry at once (the clock skew was just learnt)
+                    await self._sleep(delay)
+                continue
+            self._link.ok()
+            try:
+                for raw in updates:
+                    await self._apply(raw)
+                if nxt != self.cursor:
+                    await self._db.run(outbox.set_state, {outbox.STATE_CURSOR: nxt})
+                    self.cursor = nxt
+            except StoreError as err:
+                # The cursor did not move: the same updates come again and apply idempotently.
+                delay = backoff.next_delay()
+                _log.warning("cannot apply cloud updates (%s); retrying in %.1f s", err, delay)
+                await self._sleep(delay)
+                continue
+            backoff.reset()
+
+    async def _apply(self, raw: Any) -> None:
+        try:
+            update = _Update.validate_python(raw)
+        except ValidationError as err:
+            self.skipped += 1
+            _log.warning(
+                "ignoring an update the hub does not understand (%d problems): %s",
+                err.error_count(),
+                err.errors()[0]["msg"],
+            )
+            return
+        if isinstance(update, _MaintenanceUpdate):
+            t = update.task
+            task = MaintenanceTask(
+                id=t.id,
+                title=t.title,
+                system=t.system,
+                due=t.due,
+                priority=t.priority,
+                every_days=t.every_days,
+                every_runtime_h=t.every_runtime_h,
+                estimated_cost=t.estimated_cost,
+                notes=t.notes,
+            )
+            self._bus.publish(MaintenanceTaskReceived(task, update.at.timestamp()))
+            self.applied += 1
+            return
+        changed = await self._db.run(
+            incident_repo.record_dispatch,
+            update.incident_id,
+            parse_dispatch(update),
+            self._clock.now(),
+        )
+        self.applied += 1
+        if changed is not None:
+            _log.info(
+                "dispatch update for incident %s: %s (revision %d)",
+                changed.id,
+                update.status.value,
+                changed.revision,
+            )
+            self._bus.publish(IncidentChanged(changed, changed.updated_at))
