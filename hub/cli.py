@@ -6,27 +6,22 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from hub import __version__, topics
-from hub.cli_output import ago, emit_json, table, when
+from hub import __version__, cli_incidents
+from hub.cli_common import EXIT_CONFIG, existing_database
+from hub.cli_output import ago, emit_json, table
 from hub.config import Config, config_path, load_config
 from hub.errors import ConfigError, StoreError
-from hub.incident import Incident, Status, to_json, to_wire
 from hub.logsetup import setup_logging
-from hub.store import hubstate, open_database
+from hub.store import hubstate
 from hub.store import incidents as incident_repo
 from hub.store import readings as readings_repo
 from hub.store.db import DB_NAME
-
-EXIT_CONFIG = 2
-EXIT_NOT_FOUND = 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     lst = inc_sub.add_parser("list", help="open incidents (--all for every one)")
     lst.add_argument("--all", action="store_true")
     lst.add_argument("--json", action="store_true")
-    lst.set_defaults(handler=_incidents_list)
+    lst.set_defaults(handler=cli_incidents.incidents_list)
     for name, helptext in (
         ("show", "one incident in full"),
         ("ack", "acknowledge"),
@@ -106,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         one = inc_sub.add_parser(name, help=helptext)
         one.add_argument("id", help="incident id (or a unique prefix of 4+ characters)")
         one.add_argument("--json", action="store_true")
-        one.set_defaults(handler=_incident_one, action=name)
+        one.set_defaults(handler=cli_incidents.incident_one, action=name)
 
     sync = sub.add_parser("sync", help="cloud sync: status, or send what is waiting now")
     sync_sub = sync.add_subparsers(required=True, metavar="ACTION")
@@ -206,17 +201,6 @@ def _print_schema() -> int:
 # -- what the hub knows -----------------------------------------------------------------------
 
 
-def _db(config: Config) -> Any:
-    if not (config.hub.data_dir / DB_NAME).exists():
-        print(
-            f"no hub database in {config.hub.data_dir} yet (has the hub run with this "
-            "configuration?)",
-            file=sys.stderr,
-        )
-        raise SystemExit(EXIT_NOT_FOUND)
-    return open_database(config.hub.data_dir)
-
-
 def _is_running(state: dict[str, Any], now: float) -> bool:
     beat = state.get("heartbeat_at")
     return (
@@ -227,7 +211,7 @@ def _is_running(state: dict[str, Any], now: float) -> bool:
 
 
 def _status(args: argparse.Namespace, config: Config) -> int:
-    db = _db(config)
+    db = existing_database(config)
     state = hubstate.read(db)
     now = time.time()
     beat = state.get("heartbeat_at")
@@ -278,7 +262,7 @@ def _cloud_word(cloud: object) -> str:
 
 
 def _sensors(args: argparse.Namespace, config: Config) -> int:
-    devices = readings_repo.device_table(_db(config))
+    devices = readings_repo.device_table(existing_database(config))
     if args.json:
         emit_json(devices)
         return 0
@@ -310,124 +294,13 @@ def _short(value: object) -> str:
     return str(value)
 
 
-def _incidents_list(args: argparse.Namespace, config: Config) -> int:
-    found = incident_repo.list_incidents(_db(config), open_only=not args.all)
-    if args.json:
-        emit_json([to_wire(i) for i in found])
-        return 0
-    if not found:
-        print("no open incidents" if not args.all else "no incidents")
-        return 0
-    print(
-        table(
-            ("ID", "REV", "SEVERITY", "TYPE", "STATUS", "DETECTED", "TITLE"),
-            [
-                (
-                    i.id[:8],
-                    i.revision,
-                    i.severity,
-                    i.emergency_type,
-                    i.status,
-                    when(i.detected_at),
-                    i.title,
-                )
-                for i in found
-            ],
-        )
-    )
-    return 0
-
-
-def _incident_one(args: argparse.Namespace, config: Config) -> int:
-    db = _db(config)
-    found = incident_repo.get_incident(db, args.id)
-    if found is None:
-        print(
-            f"no incident matches {args.id!r} (use the id or a unique prefix of 4+ "
-            "characters; see `incidents list --all`)",
-            file=sys.stderr,
-        )
-        return EXIT_NOT_FOUND
-    if args.action != "show":
-        status = Status.ACKNOWLEDGED if args.action == "ack" else Status.RESOLVED
-        found = incident_repo.change_status(db, found.id, status, time.time())
-        _announce(config, found)
-    if args.json:
-        emit_json(to_wire(found))
-        return 0
-    _print_incident(found)
-    return 0
-
-
-def _print_incident(i: Incident) -> None:
-    print(f"{i.title}\n  id {i.id} (revision {i.revision})")
-    print(f"  {i.severity} {i.emergency_type}, {i.status}; location {i.location or '-'}")
-    print(
-        f"  detected {when(i.detected_at)}, updated {when(i.updated_at)}"
-        + (f", resolved {when(i.resolved_at)}" if i.resolved_at else "")
-    )
-    print(f"  sensors: {', '.join(i.sensors) or '-'}" + ("  [ESCALATED]" if i.escalated else ""))
-    for e in i.evidence:
-        print(f"  evidence: {e.sensor_id} {e.measurement}={e.value} at {when(e.at)}")
-    for a in i.actions:
-        print(
-            f"  action: {a.action} {a.target}: {a.result} after {a.attempts} attempt(s)"
-            + (f" ({a.detail})" if a.detail else "")
-        )
-    if i.dispatch is not None:
-        d = i.dispatch
-        who = ""
-        if d.contractor is not None:
-            who = f": {d.contractor.name}" + (
-                f" ({d.contractor.phone})" if d.contractor.phone else ""
-            )
-        eta = d.eta if d.eta is not None else (d.contractor.eta if d.contractor else None)
-        print(
-            f"  dispatch: {d.status}{who}"
-            + (f", ETA {when(eta)}" if eta else "")
-            + (f" — {d.note}" if d.note else "")
-            + f" (at {when(d.at)})"
-        )
-    for n, step in enumerate(i.response_plan, 1):
-        print(f"  {n}. {step}")
-
-
-def _announce(config: Config, incident: Incident) -> None:
-    """Publish the new revision on the incident's retained topic (best effort: the running hub
-    republishes every incident from the database when it next connects)."""
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"homeguard-cli-{os.getpid()}")
-    if config.mqtt.username:
-        client.username_pw_set(config.mqtt.username, config.mqtt.password())
-    if config.mqtt.tls is not None:
-        tls = config.mqtt.tls
-        client.tls_set(
-            ca_certs=str(tls.ca_file) if tls.ca_file else None,
-            certfile=str(tls.cert_file) if tls.cert_file else None,
-            keyfile=str(tls.key_file) if tls.key_file else None,
-        )
-    try:
-        client.connect(config.mqtt.host, config.mqtt.port, keepalive=10)
-        client.loop_start()
-        info = client.publish(
-            topics.hub_incident(config.hub.id, incident.id), to_json(incident), qos=1, retain=True
-        )
-        info.wait_for_publish(timeout=5)
-        client.disconnect()
-        client.loop_stop()
-    except (OSError, RuntimeError, ValueError) as err:
-        logging.getLogger(__name__).warning("incident saved; MQTT announcement failed: %s", err)
-
-
 # -- cloud sync ---------------------------------------------------------------------------------
 
 
 def _sync_status(args: argparse.Namespace, config: Config) -> int:
     from hub.cli_sync import sync_status
 
-    return sync_status(config, _db(config), as_json=args.json, running=_is_running)
+    return sync_status(config, existing_database(config), as_json=args.json, running=_is_running)
 
 
 def _sync_flush(args: argparse.Namespace, config: Config) -> int:
@@ -437,7 +310,7 @@ def _sync_flush(args: argparse.Namespace, config: Config) -> int:
     setup_logging("WARNING")
     return sync_flush(
         config,
-        _db(config),
+        existing_database(config),
         timeout_s=args.timeout,
         running=_is_running,
         flush_once=lambda c, t: asyncio.run(flush_once(c, t)),

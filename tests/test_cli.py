@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.cli import EXIT_NOT_FOUND, main
+from hub.cli import main
+from hub.cli_common import EXIT_NOT_FOUND
 from hub.events import IncidentKey, IncidentReport, Reading
 from hub.measurements import Measurement
 from hub.store import incidents as incident_repo
