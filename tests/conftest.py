@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from sync.server import RunningServer, serve
 from tests.broker import Broker, running_broker
+from tests.sync_support import HUB, FakeClock, new_secret
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +22,22 @@ def own_broker() -> Iterator[Broker]:
     """A Mosquitto of this test's own, for tests that stop or restart it."""
     with running_broker() as b:
         yield b
+
+
+# -- cloud sync: a virtual clock shared by the hub and the reference server -------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def secret() -> bytes:
+    return new_secret()
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, clock: FakeClock, secret: bytes) -> Iterator[RunningServer]:
+    with serve(tmp_path / "cloud.db", {HUB: secret}, clock=clock.now) as srv:
+        yield srv

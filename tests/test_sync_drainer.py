@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,22 +34,6 @@ class Rig:
     async def drain(self) -> None:
         async with time_flows(self.clock), asyncio.timeout(30):
             await self.drainer.drained()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def secret() -> bytes:
-    return new_secret()
-
-
-@pytest.fixture
-def cloud(tmp_path: Path, clock: FakeClock, secret: bytes) -> Iterator[RunningServer]:
-    with serve(tmp_path / "cloud.db", {HUB: secret}, clock=clock.now) as srv:
-        yield srv
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,12 @@ from hub.store import DbWorker, open_database, outbox
 from hub.store import incidents as incident_repo
 from hub.store import readings as readings_repo
 from sync.link import LinkState
-from sync.server import RunningServer, serve
+from sync.server import RunningServer
 from sync.service import SyncService
 from tests.sync_support import (
     HUB,
     FakeClock,
     Outage,
-    new_secret,
     sync_config,
     time_flows,
     write_backlog,
@@ -37,22 +36,6 @@ from tests.sync_support import (
 pytestmark = pytest.mark.timeout(90)
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def secret() -> bytes:
-    return new_secret()
-
-
-@pytest.fixture
-def cloud(tmp_path: Path, clock: FakeClock, secret: bytes) -> Iterator[RunningServer]:
-    with serve(tmp_path / "cloud.db", {HUB: secret}, clock=clock.now) as srv:
-        yield srv
 
 
 @contextlib.asynccontextmanager
