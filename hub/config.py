@@ -24,8 +24,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/homeguard/hub.toml")
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 HUB_ID_PATTERN = r"^[A-Za-z0-9_-]{3,64}$"
 
-Adapter = Literal["native", "zigbee2mqtt"]
-Role = Literal["water_valve", "siren"]
+Adapter = Literal["native", "zigbee2mqtt", "shelly", "tasmota"]
+Role = Literal["water_valve", "siren", "power_cut"]
 
 
 def default_hub_id() -> str:

@@ -48,6 +48,7 @@ class DeviceDiscovered:
 class CommandAction(enum.StrEnum):
     CLOSE_VALVE = "close_valve"
     SIREN_ON = "siren_on"
+    CUT_POWER = "cut_power"
     READ_STATE = "read_state"
 
 

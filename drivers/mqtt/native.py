@@ -21,6 +21,7 @@ _BY_NAME = {m.value: m for m in Measurement}
 _COMMANDS: dict[CommandAction, tuple[str, dict[str, object]]] = {
     CommandAction.CLOSE_VALVE: ("set", {Measurement.VALVE.value: ValveState.CLOSED.value}),
     CommandAction.SIREN_ON: ("set", {Measurement.SWITCH.value: True}),
+    CommandAction.CUT_POWER: ("set", {Measurement.SWITCH.value: False}),
     CommandAction.READ_STATE: ("get", {}),
 }
 

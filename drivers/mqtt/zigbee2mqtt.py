@@ -202,6 +202,8 @@ class Zigbee2MqttAdapter:
         if command.action is CommandAction.SIREN_ON:
             body = _SIREN_WARNING if "warning" in device.exposes else {"state": "ON"}
             return [Outgoing(set_topic, json.dumps(body).encode())]
+        if command.action is CommandAction.CUT_POWER:
+            return [Outgoing(set_topic, b'{"state":"OFF"}')]
         return [Outgoing(z2m_topics.z2m_get(self._base, device.name), b'{"state":""}')]
 
 
