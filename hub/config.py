@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -163,6 +164,20 @@ class DeviceConfig(_Section):
         """The device's name in its own ecosystem (defaults to our id)."""
         return self.name if self.name is not None else self.id
 
+    @model_validator(mode="after")
+    def _topic_name(self) -> DeviceConfig:
+        """Shelly and Tasmota names are MQTT topics, with `#N` for a relay channel."""
+        if self.adapter not in ("shelly", "tasmota"):
+            return self
+        m = _TOPIC_NAME.fullmatch(self.native_name)
+        lowest = 1 if self.adapter == "tasmota" else 0
+        if m is None or (m["channel"] is not None and not lowest <= int(m["channel"]) <= 32):
+            raise _DeviceNameError(
+                f"a {self.adapter} name is the device's MQTT topic (no + or #, no leading or "
+                f"trailing /), optionally with #N for channel {lowest}..32"
+            )
+        return self
+
 
 class Config(_Section):
     hub: HubSection = Field(default_factory=HubSection)
@@ -190,6 +205,13 @@ class Config(_Section):
 
     def device(self, device_id: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.id == device_id), None)
+
+
+_TOPIC_NAME = re.compile(r"(?P<topic>[^#+/\s](?:[^#+]*[^#+/\s])?)(?:#(?P<channel>\d{1,2}))?")
+
+
+class _DeviceNameError(ValueError):
+    """A device `name` the adapter cannot use (reported at the `name` key)."""
 
 
 class _DeviceError(ValueError):
@@ -236,6 +258,8 @@ def _describe(err: ValidationError, text: str, origin: str) -> str:
         ctx_err = (e.get("ctx") or {}).get("error")
         if isinstance(ctx_err, _DeviceError):
             loc = ctx_err.loc
+        elif isinstance(ctx_err, _DeviceNameError):
+            loc = (*loc, "name")
         key = _dotted(loc)
         line = locate_key(text, loc)
         where = f"{origin}:{line}" if line else origin
@@ -244,7 +268,10 @@ def _describe(err: ValidationError, text: str, origin: str) -> str:
             message = "unknown key (a typo?)"
         elif e["type"] == "missing":
             message = "required key is missing"
-        got = "" if e["type"] in {"missing", "extra_forbidden"} else f" (got {e.get('input')!r})"
+        value = e.get("input")
+        if isinstance(ctx_err, _DeviceNameError) and isinstance(value, dict):
+            value = value.get("name")
+        got = "" if e["type"] in {"missing", "extra_forbidden"} else f" (got {value!r})"
         lines.append(f"{where}: {key}: {message}{got}")
     return "\n".join(lines)
 

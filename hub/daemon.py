@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from drivers.mqtt.adapter import Adapter, BusSink
 from drivers.mqtt.native import NativeAdapter
 from drivers.mqtt.service import MqttService
+from drivers.mqtt.shelly import ShellyAdapter
+from drivers.mqtt.tasmota import TasmotaAdapter
 from drivers.mqtt.zigbee2mqtt import Zigbee2MqttAdapter
 from drivers.simulator import SIMULATED_DEVICES, Scenario, run_simulator
 from hub import sdnotify
@@ -94,6 +96,8 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
         adapters: list[Adapter] = [
             NativeAdapter(devices, sink, max_payload),
             Zigbee2MqttAdapter(devices, sink, max_payload, config.zigbee2mqtt.base_topic),
+            ShellyAdapter(devices, sink, max_payload, src=f"homeguard-{config.hub.id}"),
+            TasmotaAdapter(devices, sink, max_payload),
         ]
         mqtt = MqttService(
             config=config.mqtt,

@@ -210,3 +210,13 @@ def test_native_refuses_per_key_and_keeps_the_rest() -> None:
         "homeguard/sensors/basement/set",
         {"valve": "closed"},
     )
+
+
+def test_a_huge_integer_is_refused_not_raised() -> None:
+    sink = Sink()
+    adapter = NativeAdapter(DEVICES, sink, 65536)
+    adapter.decode(
+        "homeguard/sensors/basement/state", b'{"temperature": 1' + b"9" * 400 + b"}", 1.0
+    )
+    assert sink.refused == [BadInputReason.OUT_OF_RANGE]
+    assert sink.events == []

@@ -86,7 +86,7 @@ def test_wrong_value_in_second_device_says_what_was_expected(tmp_path: Path) -> 
     )
     message = _error(path)
     assert message.startswith(f"{path}:7: devices[1].adapter: ")
-    assert "'native' or 'zigbee2mqtt'" in message
+    assert "'native', 'zigbee2mqtt', 'shelly' or 'tasmota'" in message
     assert "'zigbe2mqtt'" in message
 
 
@@ -162,3 +162,19 @@ def test_homeguard_config_env_names_the_file(
     assert main(["check-config"]) == EXIT_CONFIG
     assert "missing.toml: cannot read" in capsys.readouterr().err
     assert os.environ["HOMEGUARD_CONFIG"].endswith("missing.toml")
+
+
+def test_shelly_and_tasmota_names_are_topics_with_an_optional_channel(tmp_path: Path) -> None:
+    ok = _write(
+        tmp_path,
+        '[[devices]]\nid = "v"\nadapter = "shelly"\nname = "shellyplus1pm-a1#1"\n'
+        '[[devices]]\nid = "p"\nadapter = "tasmota"\nname = "tasmota_A1B2C3"\nrole = "power_cut"\n',
+        "ok.toml",
+    )
+    assert [d.native_name for d in load_config(ok).devices] == [
+        "shellyplus1pm-a1#1",
+        "tasmota_A1B2C3",
+    ]
+    bad = _error(_write(tmp_path, '[[devices]]\nid = "a"\nadapter = "tasmota"\nname = "plug#0"\n'))
+    assert bad.startswith(f"{tmp_path / 'hub.toml'}:4: devices[0].name: a tasmota name is")
+    assert bad.endswith("(got 'plug#0')")

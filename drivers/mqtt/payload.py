@@ -58,7 +58,12 @@ def number(measurement: Measurement, raw: object) -> float:
         raise BadInputError(
             BadInputReason.WRONG_TYPE, f"{measurement.value} must be a number, got {raw!r:.40}"
         )
-    value = float(raw)
+    try:
+        value = float(raw)
+    except OverflowError:
+        raise BadInputError(
+            BadInputReason.OUT_OF_RANGE, f"{measurement.value} is too large for a number"
+        ) from None
     if not math.isfinite(value):
         raise BadInputError(BadInputReason.NOT_FINITE, f"{measurement.value} is {value}")
     low, high = RANGES.get(measurement, (-math.inf, math.inf))
