@@ -154,3 +154,27 @@ async def _hub_forever(config) -> None:  # type: ignore[no-untyped-def]
     from hub import daemon
 
     await daemon.run(config)
+
+
+async def test_a_tasmota_relay_as_the_water_valve(broker: Broker, tmp_path: Path) -> None:
+    devices = [
+        {"id": "kitchen-leak", "adapter": "zigbee2mqtt", "name": LEAK, "location": "kitchen"},
+        {"id": "relay-valve", "adapter": "tasmota", "name": "valvebox#1", "role": "water_valve"},
+    ]
+    config = hub_config(broker, tmp_path, hub_id="hub-tasmota", devices=devices)
+    async with Peer(broker, ["cmnd/valvebox/#", "homeguard/hub/hub-tasmota/#"]) as peer:
+        async with running_hub(config, peer):
+            start = len(peer.messages)
+            await peer.publish(z2m(LEAK), {"water_leak": True})
+            # Relay 1 is Tasmota's plain POWER command; the board answers on stat/.../RESULT.
+            await peer.expect(lambda t, p: t == "cmnd/valvebox/POWER" and p == b"OFF", start=start)
+            await peer.publish("stat/valvebox/RESULT", {"POWER1": "OFF"})
+            _, body = await peer.expect(
+                lambda t, p: "/incidents/" in t and b'"result":"ok"' in p, start=start
+            )
+    action = json.loads(body)["actions"][0]
+    assert (action["action"], action["target"], action["result"]) == (
+        "close_valve",
+        "relay-valve",
+        "ok",
+    )

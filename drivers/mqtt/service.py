@@ -61,10 +61,22 @@ class _Client(aiomqtt.Client):
         """
         if out.qos < 1:
             raise ValueError("send_now publishes QoS 1 or 2 only")
-        info = self._client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+        client = self._client
+        # Without this, paho would also ask the loop (call_soon_threadsafe → add_writer) to write
+        # what is written right here; on a link that closes meanwhile that stray request fails
+        # with "Bad file descriptor". The loop is asked only for what the socket did not take.
+        register = client.on_socket_register_write
+        client.on_socket_register_write = None
+        try:
+            info = client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
+            client.loop_write()
+        finally:
+            client.on_socket_register_write = register
         if info.rc != paho.MQTT_ERR_SUCCESS:
             raise aiomqtt.MqttCodeError(info.rc, "could not publish")
-        self._client.loop_write()
+        sock = client.socket()
+        if client.want_write() and register is not None and sock is not None:
+            register(client, client.user_data_get(), sock)
 
 
 class MqttService:
