@@ -46,11 +46,19 @@ role = "water_valve"
     return path
 
 
-def _start(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "hub", "-c", str(config), "run"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hub", "-c", str(config), "run"],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+
+
+def _tail(tmp_path: Path) -> str:
+    return "".join(
+        f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        for log in sorted(tmp_path.glob("*.log"))
     )
 
 
@@ -59,7 +67,7 @@ async def test_kill_9_after_valve_command(
     own_broker: Broker, tmp_path: Path, written_before_death: bool
 ) -> None:
     config = _write_config(own_broker, tmp_path)
-    hub = _start(config)
+    hub = _start(config, tmp_path / "first.log")
     try:
         async with Peer(own_broker, ["zigbee2mqtt/#", f"homeguard/hub/{HUB_ID}/#"]) as peer:
             await peer.expect(status_online(HUB_ID), timeout=15)
@@ -83,21 +91,20 @@ async def test_kill_9_after_valve_command(
         db.execute("DELETE FROM outbox")
     db.conn.close()
 
-    hub = _start(config)
-    try:
-        async with Peer(own_broker, ["zigbee2mqtt/#", f"homeguard/hub/{HUB_ID}/#"]) as peer:
-            valve = asyncio.create_task(play_valve(peer))
-            try:
-                await peer.expect(
-                    lambda t, p: "/incidents/" in t and b'"result":"ok"' in p, timeout=15
-                )
-            finally:
-                valve.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await valve
-    finally:
-        hub.terminate()
-        assert hub.wait(10) == 0  # SIGTERM is a clean stop
+    # The valve is there before the hub comes back, as in a home.
+    async with Peer(own_broker, ["zigbee2mqtt/#", f"homeguard/hub/{HUB_ID}/#"]) as peer:
+        valve = asyncio.create_task(play_valve(peer))
+        hub = _start(config, tmp_path / "restart.log")
+        try:
+            await peer.expect(lambda t, p: "/incidents/" in t and b'"result":"ok"' in p, timeout=20)
+        except TimeoutError:
+            pytest.fail("no confirmed incident after restart; hub log:\n" + _tail(tmp_path))
+        finally:
+            valve.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await valve
+            hub.terminate()
+            assert hub.wait(10) == 0  # SIGTERM is a clean stop
 
     db = open_database(tmp_path / "data")
     found = repo.list_incidents(db)
