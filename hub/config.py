@@ -25,7 +25,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/homeguard/hub.toml")
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 HUB_ID_PATTERN = r"^[A-Za-z0-9_-]{3,64}$"
 
-Adapter = Literal["native", "zigbee2mqtt", "shelly", "tasmota"]
+Adapter = Literal["native", "zigbee2mqtt", "shelly", "tasmota", "rtl_433"]
 Role = Literal["water_valve", "siren", "power_cut"]
 
 
@@ -158,11 +158,27 @@ class DeviceConfig(_Section):
     name: str | None = None
     location: str | None = None
     role: Role | None = None
+    model: str | None = None  # rtl_433: the decoder's `model`, e.g. "Govee-Water"
+    #: rtl_433: the transmitter's `id` (a number for most models; a few print hex strings)
+    device_id: Annotated[int, Field(ge=0)] | str | None = None
 
     @property
     def native_name(self) -> str:
-        """The device's name in its own ecosystem (defaults to our id)."""
+        """The device's name in its own ecosystem (defaults to our id; rtl_433: model:id)."""
+        if self.adapter == "rtl_433" and self.model is not None:
+            return f"{self.model}:{self.device_id}"
         return self.name if self.name is not None else self.id
+
+    @model_validator(mode="after")
+    def _rtl_433(self) -> DeviceConfig:
+        if self.adapter == "rtl_433":
+            if self.model is None or self.device_id is None:
+                raise ValueError("an rtl_433 device needs `model` and `device_id`")
+            if self.role is not None:
+                raise ValueError("rtl_433 devices only transmit: they cannot have a role")
+        elif self.model is not None or self.device_id is not None:
+            raise ValueError("`model` and `device_id` are for rtl_433 devices only")
+        return self
 
     @model_validator(mode="after")
     def _topic_name(self) -> DeviceConfig:
@@ -271,7 +287,8 @@ def _describe(err: ValidationError, text: str, origin: str) -> str:
         value = e.get("input")
         if isinstance(ctx_err, _DeviceNameError) and isinstance(value, dict):
             value = value.get("name")
-        got = "" if e["type"] in {"missing", "extra_forbidden"} else f" (got {value!r})"
+        quiet = e["type"] in {"missing", "extra_forbidden"} or isinstance(value, dict)
+        got = "" if quiet else f" (got {value!r})"
         lines.append(f"{where}: {key}: {message}{got}")
     return "\n".join(lines)
 

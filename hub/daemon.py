@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.mqtt.adapter import Adapter, BusSink
 from drivers.mqtt.native import NativeAdapter
+from drivers.mqtt.rtl433 import Rtl433Adapter
 from drivers.mqtt.service import MqttService
 from drivers.mqtt.shelly import ShellyAdapter
 from drivers.mqtt.tasmota import TasmotaAdapter
@@ -98,6 +99,7 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             Zigbee2MqttAdapter(devices, sink, max_payload, config.zigbee2mqtt.base_topic),
             ShellyAdapter(devices, sink, max_payload, src=f"homeguard-{config.hub.id}"),
             TasmotaAdapter(devices, sink, max_payload),
+            Rtl433Adapter(devices, sink, max_payload),
         ]
         mqtt = MqttService(
             config=config.mqtt,

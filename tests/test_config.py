@@ -86,7 +86,7 @@ def test_wrong_value_in_second_device_says_what_was_expected(tmp_path: Path) -> 
     )
     message = _error(path)
     assert message.startswith(f"{path}:7: devices[1].adapter: ")
-    assert "'native', 'zigbee2mqtt', 'shelly' or 'tasmota'" in message
+    assert "'native', 'zigbee2mqtt', 'shelly', 'tasmota' or 'rtl_433'" in message
     assert "'zigbe2mqtt'" in message
 
 
@@ -178,3 +178,20 @@ def test_shelly_and_tasmota_names_are_topics_with_an_optional_channel(tmp_path: 
     bad = _error(_write(tmp_path, '[[devices]]\nid = "a"\nadapter = "tasmota"\nname = "plug#0"\n'))
     assert bad.startswith(f"{tmp_path / 'hub.toml'}:4: devices[0].name: a tasmota name is")
     assert bad.endswith("(got 'plug#0')")
+
+
+def test_rtl_433_devices_take_model_and_device_id(tmp_path: Path) -> None:
+    ok = _write(
+        tmp_path,
+        '[[devices]]\nid = "dw"\nadapter = "rtl_433"\nmodel = "Govee-Water"\ndevice_id = 6845\n',
+        "ok.toml",
+    )
+    assert load_config(ok).devices[0].native_name == "Govee-Water:6845"
+    missing = _error(_write(tmp_path, '[[devices]]\nid = "dw"\nadapter = "rtl_433"\nmodel = "X"\n'))
+    assert missing.endswith(":1: devices[0]: an rtl_433 device needs `model` and `device_id`")
+    misplaced = _error(
+        _write(
+            tmp_path, '[[devices]]\nid = "z"\nadapter = "zigbee2mqtt"\ndevice_id = 5\n', "m.toml"
+        )
+    )
+    assert "`model` and `device_id` are for rtl_433 devices only" in misplaced
