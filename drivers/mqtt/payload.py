@@ -53,7 +53,8 @@ def measurement_value(measurement: Measurement, raw: object) -> float | bool | s
     return number(measurement, raw)
 
 
-def number(measurement: Measurement, raw: object) -> float:
+def finite(measurement: Measurement, raw: object) -> float:
+    """A JSON number as a finite float, refusing what `float()` cannot hold (400-digit ints)."""
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise BadInputError(
             BadInputReason.WRONG_TYPE, f"{measurement.value} must be a number, got {raw!r:.40}"
@@ -66,6 +67,12 @@ def number(measurement: Measurement, raw: object) -> float:
         ) from None
     if not math.isfinite(value):
         raise BadInputError(BadInputReason.NOT_FINITE, f"{measurement.value} is {value}")
+    return value
+
+
+def number(measurement: Measurement, raw: object) -> float:
+    """`finite`, and within the measurement's plausible range."""
+    value = finite(measurement, raw)
     low, high = RANGES.get(measurement, (-math.inf, math.inf))
     if not low <= value <= high:
         raise BadInputError(

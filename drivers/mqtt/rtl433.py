@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drivers.mqtt.adapter import Outgoing, Sink
-from drivers.mqtt.payload import number, parse_object
+from drivers.mqtt.payload import finite, number, parse_object
 from hub.config import DeviceConfig
 from hub.errors import BadInputError, BadInputReason, ConfigError
 from hub.events import Command, Reading, Value
@@ -204,28 +204,12 @@ def _fields(model: str, data: dict[str, Any]) -> list[tuple[Measurement, _Conver
     return out
 
 
-def _finite(measurement: Measurement, raw: object) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise BadInputError(
-            BadInputReason.WRONG_TYPE, f"{measurement.value} must be a number, got {raw!r:.40}"
-        )
-    try:
-        value = float(raw)
-    except OverflowError:
-        raise BadInputError(
-            BadInputReason.OUT_OF_RANGE, f"{measurement.value} is too large to be a reading"
-        ) from None
-    if not math.isfinite(value):
-        raise BadInputError(BadInputReason.NOT_FINITE, f"{measurement.value} is {value}")
-    return value
-
-
 def _number(measurement: Measurement, raw: object) -> Value:
-    return number(measurement, _finite(measurement, raw))
+    return number(measurement, finite(measurement, raw))
 
 
 def _fahrenheit(measurement: Measurement, raw: object) -> Value:
-    return number(measurement, (_finite(measurement, raw) - 32.0) * 5.0 / 9.0)
+    return number(measurement, (finite(measurement, raw) - 32.0) * 5.0 / 9.0)
 
 
 def _flag(measurement: Measurement, raw: object) -> Value:
@@ -243,7 +227,7 @@ def _not_ok(measurement: Measurement, raw: object) -> Value:
 
 def _level(measurement: Measurement, raw: object) -> Value:
     """A fractional `battery_ok` (0..1) as a percentage."""
-    value = _finite(measurement, raw)
+    value = finite(measurement, raw)
     if not 0.0 <= value <= 1.0:
         raise BadInputError(
             BadInputReason.OUT_OF_RANGE, f"battery_ok = {value} is outside its range 0..1"

@@ -230,7 +230,7 @@ class ShellyAdapter:
         fields = _FIELDS[kind]
 
         def reading(measurement: Measurement, raw: object) -> None:
-            emit(Reading(channel.id, measurement, _checked(measurement, raw), at))
+            emit(Reading(channel.id, measurement, measurement_value(measurement, raw), at))
 
         for key, raw in status.items():
             try:
@@ -329,15 +329,6 @@ def _component(key: str) -> tuple[str, int] | None:
     if match is None or not sep:
         raise BadInputError(BadInputReason.BAD_TOPIC, f"bad component key {key!r:.40}")
     return match[1], int(match[2])
-
-
-def _checked(measurement: Measurement, raw: object) -> float | bool | str:
-    try:
-        return measurement_value(measurement, raw)
-    except OverflowError:  # an integer too large for a float: payload.number does not catch it
-        raise BadInputError(
-            BadInputReason.OUT_OF_RANGE, f"{measurement.value} is too large"
-        ) from None
 
 
 def _output(channel: _Channel, raw: object) -> tuple[Measurement, bool | str]:

@@ -31,12 +31,11 @@ an empty payload asks the device for its state (answered on `stat/<topic>/RESULT
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from drivers.mqtt.adapter import Outgoing, Sink
-from drivers.mqtt.payload import number, parse_object
+from drivers.mqtt.payload import finite, number, parse_object
 from hub.config import DeviceConfig
 from hub.errors import BadInputError, BadInputReason, ConfigError
 from hub.events import Availability, Command, CommandAction, Reading
@@ -204,7 +203,7 @@ class TasmotaAdapter:
                         f"{device.relay}",
                     )
                 raw = raw[device.relay - 1]
-            value = _in_unit(measurement, _finite(measurement, raw), unit)
+            value = _in_unit(measurement, finite(measurement, raw), unit)
             self._sink.emit(Reading(device.id, measurement, number(measurement, value), at))
         except BadInputError as err:
             self._sink.refuse(device.id, err)
@@ -243,23 +242,6 @@ def _lwt(payload: bytes) -> bool:
             BadInputReason.WRONG_TYPE, f"LWT must be Online or Offline, got {text!r:.40}"
         )
     return online
-
-
-def _finite(measurement: Measurement, raw: object) -> float:
-    """A JSON number as a float, refusing what `float()` cannot hold (ints of 400 digits)."""
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise BadInputError(
-            BadInputReason.WRONG_TYPE, f"{measurement.value} must be a number, got {raw!r:.40}"
-        )
-    try:
-        value = float(raw)
-    except OverflowError:
-        raise BadInputError(
-            BadInputReason.OUT_OF_RANGE, f"{measurement.value} is too large to be a reading"
-        ) from None
-    if not math.isfinite(value):
-        raise BadInputError(BadInputReason.NOT_FINITE, f"{measurement.value} is {value}")
-    return value
 
 
 def _in_unit(measurement: Measurement, value: float, unit: object) -> float:
