@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,6 +29,7 @@ from hub.config import DeviceConfig
 from hub.errors import BadInputError, BadInputReason, ConfigError
 from hub.events import Command, CommandAction, Reading
 from hub.measurements import Measurement as M
+from tests.adapter_support import Sink
 
 TOPIC = "rtl_433/9b13b3f4-rtl433/events"
 
@@ -101,18 +101,6 @@ DEVICES = [
     _device("fridge", "Acurite-Tower:13982"),
     DeviceConfig(id="kitchen-leak", adapter="zigbee2mqtt", name="Kitchen Leak"),
 ]
-
-
-@dataclass
-class Sink:
-    events: list[object] = field(default_factory=list)
-    refused: list[tuple[str, BadInputReason]] = field(default_factory=list)
-
-    def emit(self, event: object) -> None:
-        self.events.append(event)
-
-    def refuse(self, subject: str, err: BadInputError) -> None:
-        self.refused.append((subject, err.reason))
 
 
 def _adapter(window: float = 2.0) -> tuple[Rtl433Adapter, Sink]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import given, settings
@@ -35,6 +34,7 @@ from hub.config import DeviceConfig
 from hub.errors import BadInputError, BadInputReason
 from hub.events import Availability, Command, CommandAction, Reading
 from hub.measurements import Measurement as M
+from tests.adapter_support import Sink
 
 PLUS = "shellyplus1pm-a8032ab12345"
 PRO = "shellypro2pm-ec62608a1b2c"
@@ -87,18 +87,6 @@ PM1_STATUS = (
     b'"aenergy":{"total":11.679,"by_minute":[0,0,0],"minute_ts":1700000000},'
     b'"ret_aenergy":{"total":0,"by_minute":[0,0,0],"minute_ts":1700000000}}'
 )
-
-
-@dataclass
-class Sink:
-    events: list[object] = field(default_factory=list)
-    refused: list[tuple[str, BadInputReason]] = field(default_factory=list)
-
-    def emit(self, event: object) -> None:
-        self.events.append(event)
-
-    def refuse(self, subject: str, err: BadInputError) -> None:
-        self.refused.append((subject, err.reason))
 
 
 DEVICES = [

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,6 +33,7 @@ from hub.config import DeviceConfig, parse_config
 from hub.errors import BadInputError, BadInputReason, ConfigError
 from hub.events import Availability, Command, CommandAction, Reading
 from hub.measurements import Measurement as M
+from tests.adapter_support import Sink
 
 POW_ENERGY = (
     b'{"Time":"2018-01-17T18:59:50","ENERGY":{"Total":1.956,"Yesterday":0.054,"Today":0.049,'
@@ -76,18 +76,6 @@ DEVICES = [
     DeviceConfig(id="hall-siren", adapter="tasmota", name="aquarium#2", role="siren"),
     DeviceConfig(id="kitchen-leak", adapter="zigbee2mqtt", name="Kitchen Leak"),
 ]
-
-
-@dataclass
-class Sink:
-    events: list[object] = field(default_factory=list)
-    refused: list[tuple[str, BadInputReason]] = field(default_factory=list)
-
-    def emit(self, event: object) -> None:
-        self.events.append(event)
-
-    def refuse(self, subject: str, err: BadInputError) -> None:
-        self.refused.append((subject, err.reason))
 
 
 def _adapter() -> tuple[TasmotaAdapter, Sink]:
