@@ -26,6 +26,20 @@ from tests.helpers import LEAK, Peer, hub_config, running_hub, status_online, z2
 from tests.sync_support import HUB, new_secret, write_backlog, write_secret
 
 
+async def _start_hub(config_path: Path) -> asyncio.subprocess.Process:
+    """`homeguard-hub run` in its own process (what kill -9 and SIGUSR1 are sent to)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hub",
+        "-c",
+        str(config_path),
+        "run",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 async def test_leak_reaches_the_cloud_and_dispatch_comes_back_on_mqtt(
     broker: Broker, tmp_path: Path
 ) -> None:
@@ -93,16 +107,7 @@ async def test_kill_9_while_draining_loses_nothing(broker: Broker, tmp_path: Pat
         # Slow answers widen the window between "the server stored it" and "the hub marked it".
         cloud.set_fault("slow", count=10)
         for _ in range(5):
-            hub = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "hub",
-                "-c",
-                str(config_path),
-                "run",
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            hub = await _start_hub(config_path)
             try:
                 # A random moment to die at (choosing it is the point, not waiting for something).
                 await asyncio.sleep(rng.uniform(0.6, 2.5))
@@ -125,16 +130,7 @@ async def test_sync_flush_wakes_the_running_hub(
     secret = new_secret()
     with serve(tmp_path / "cloud.db", {HUB: secret}) as cloud:
         config_path = _hub_toml(broker, tmp_path, cloud.url, secret)
-        hub = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "hub",
-            "-c",
-            str(config_path),
-            "run",
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        hub = await _start_hub(config_path)
         try:
             async with Peer(broker, [topics.hub_status(HUB)]) as peer:
                 await peer.expect(status_online(HUB), timeout=15)

@@ -58,9 +58,7 @@ def apply_report(db: sqlite_utils.Database, report: IncidentReport, hub_id: str)
             response_plan=report.response_plan,
             escalated=report.escalated,
         )
-        if changed is not None:
-            _write(db, changed)
-        return changed
+        return None if changed is None else _revise(db, current, changed)
 
 
 def change_status(
@@ -71,11 +69,7 @@ def change_status(
         current = get_incident(db, incident_id)
         if current is None:
             raise KeyError(incident_id)
-        changed = set_status(current, status, at=at)
-        if changed is None:
-            return current
-        _write(db, changed)
-        return changed
+        return _revise(db, current, set_status(current, status, at=at))
 
 
 def record_dispatch(
@@ -89,10 +83,9 @@ def record_dispatch(
         row = db.execute("SELECT key, body FROM incidents WHERE id = ?", [incident_id]).fetchone()
         if row is None:
             return None
-        changed = apply_dispatch(_decode(row), dispatch, at=at)
-        if changed is not None:
-            _write(db, changed)
-        return changed
+        current = _decode(row)
+        changed = apply_dispatch(current, dispatch, at=at)
+        return None if changed is None else _revise(db, current, changed)
 
 
 def get_incident(db: sqlite_utils.Database, id_or_prefix: str) -> Incident | None:
@@ -130,6 +123,14 @@ def _open_by_key(db: sqlite_utils.Database, key: str) -> Incident | None:
         [key, *_OPEN],
     ).fetchone()
     return None if row is None else _decode(row)
+
+
+def _revise(db: sqlite_utils.Database, current: Incident, changed: Incident | None) -> Incident:
+    """Write `changed` (a new revision, with its outbox row); `current` when nothing changed."""
+    if changed is None:
+        return current
+    _write(db, changed)
+    return changed
 
 
 def _decode(row: tuple[str, str]) -> Incident:
