@@ -30,12 +30,13 @@ class Sink(Protocol):
 class BusSink:
     """The `Sink` every adapter writes into: events to the bus, refusals to the bad-input log."""
 
-    def __init__(self, bus: Bus, bad_input: BadInputLog) -> None:
+    def __init__(self, bus: Bus, bad_input: BadInputLog, source: str = "mqtt") -> None:
         self.emit = bus.publish
         self._bad_input = bad_input
+        self._source = source
 
     def refuse(self, subject: str, err: BadInputError) -> None:
-        self._bad_input.report("mqtt", subject, err)
+        self._bad_input.report(self._source, subject, err)
 
 
 class Adapter(Protocol):
