@@ -37,6 +37,9 @@ class BadInputReason(enum.StrEnum):
     TOO_LARGE = "too_large"
     UNKNOWN_DEVICE = "unknown_device"
     BAD_TOPIC = "bad_topic"
+    BAD_FRAME = "bad_frame"  # a serial frame or telegram that fails its checksum or framing
+    UNSUPPORTED = "unsupported"  # well-formed, but nothing the hub can use (e.g. a value template)
+    DECRYPT_FAILED = "decrypt_failed"  # an encrypted advertisement that fails with the bind key
 
 
 class BadInputError(HubError):

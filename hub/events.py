@@ -75,9 +75,20 @@ class CommandSent:
 
 
 class IncidentKey(enum.StrEnum):
-    """Which open incident a report belongs to: one open incident per key at a time."""
+    """Which open incident a report belongs to: one open incident per key at a time.
+
+    Per-device and per-stream incidents use the keys the functions below build from these.
+    """
 
     WATER_LEAK = "water_leak"
+    DEVICE_HEALTH = "device_health"
+    BRIDGE_HEALTH = "bridge_health"
+    ANOMALY = "anomaly"
+
+
+def scoped_key(kind: IncidentKey, subject: str) -> str:
+    """The key of the one open incident of `kind` about `subject` (a device, bridge or stream)."""
+    return f"{kind.value}:{subject}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +99,7 @@ class IncidentReport:
     transaction as the outbox row, so the rule never reads the database.
     """
 
-    key: IncidentKey
+    key: str  # an `IncidentKey`, or a `scoped_key` for per-device and per-stream incidents
     emergency_type: str
     severity: str
     title: str
@@ -134,6 +145,25 @@ class MaintenanceTaskReceived:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class AnomalyScore:
+    """An anomaly model's score for one stream (or one system's streams) at one moment.
+
+    `stream` is `<device_id>/<measurement>` for a univariate model and the system's name for a
+    multivariate one; `system` is the emergency type an incident about it would have
+    (`water_damage`, `electrical`, `hvac_failure`). `score` is in [0, 1]; at or above `threshold`
+    (the model's operating threshold) the reading is anomalous.
+    """
+
+    stream: str
+    system: str
+    model: str
+    model_version: str
+    score: float
+    threshold: float
+    at: float
+
+
 Event = (
     Reading
     | Availability
@@ -143,4 +173,5 @@ Event = (
     | IncidentReport
     | IncidentChanged
     | MaintenanceTaskReceived
+    | AnomalyScore
 )

@@ -33,6 +33,11 @@ class Measurement(enum.StrEnum):
     LINKQUALITY = "linkquality"
     VALVE = "valve"
     SWITCH = "switch"
+    FREQUENCY = "frequency"
+    PROBLEM = "problem"  # a device reports a fault of its own (overpower, overtemperature, ...)
+    POWER_FAILURES = "power_failures"  # counters kept by a smart meter (DSMR)
+    VOLTAGE_SAGS = "voltage_sags"
+    VOLTAGE_SWELLS = "voltage_swells"
 
 
 class ValveState(enum.StrEnum):
@@ -63,6 +68,11 @@ UNITS: dict[Measurement, str | None] = {
     Measurement.LINKQUALITY: "lqi",
     Measurement.VALVE: None,
     Measurement.SWITCH: None,
+    Measurement.FREQUENCY: "Hz",
+    Measurement.PROBLEM: None,
+    Measurement.POWER_FAILURES: "count",
+    Measurement.VOLTAGE_SAGS: "count",
+    Measurement.VOLTAGE_SWELLS: "count",
 }
 
 BOOLEAN: frozenset[Measurement] = frozenset(
@@ -76,6 +86,7 @@ BOOLEAN: frozenset[Measurement] = frozenset(
         Measurement.TAMPER,
         Measurement.BATTERY_LOW,
         Measurement.SWITCH,
+        Measurement.PROBLEM,
     }
 )
 
@@ -97,4 +108,8 @@ RANGES: dict[Measurement, tuple[float, float]] = {
     Measurement.ENERGY: (0.0, 1e9),
     Measurement.BATTERY: (0.0, 100.0),
     Measurement.LINKQUALITY: (0.0, 255.0),
+    Measurement.FREQUENCY: (0.0, 1000.0),
+    Measurement.POWER_FAILURES: (0.0, 1e9),
+    Measurement.VOLTAGE_SAGS: (0.0, 1e9),
+    Measurement.VOLTAGE_SWELLS: (0.0, 1e9),
 }

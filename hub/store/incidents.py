@@ -34,11 +34,11 @@ _OPEN = (Status.OPEN.value, Status.ACKNOWLEDGED.value, Status.DISPATCHED.value)
 def apply_report(db: sqlite_utils.Database, report: IncidentReport, hub_id: str) -> Incident | None:
     """Open an incident for `report.key`, or merge into the open one. None: nothing changed."""
     with transaction(db):
-        current = _open_by_key(db, report.key.value)
+        current = _open_by_key(db, report.key)
         if current is None:
             current = new_incident(
                 hub_id=hub_id,
-                key=report.key.value,
+                key=report.key,
                 emergency_type=EmergencyType(report.emergency_type),
                 severity=Severity(report.severity),
                 title=report.title,
