@@ -25,7 +25,44 @@ DEFAULT_CONFIG_PATH = Path("/etc/homeguard/hub.toml")
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 HUB_ID_PATTERN = r"^[A-Za-z0-9_-]{3,64}$"
 
-Adapter = Literal["native", "zigbee2mqtt", "shelly", "tasmota", "rtl_433"]
+Adapter = Literal[
+    "native",
+    "zigbee2mqtt",
+    "shelly",
+    "tasmota",
+    "rtl_433",
+    "home_assistant",
+    "modbus",
+    "dsmr",
+    "json_lines",
+    "bthome",
+    "xiaomi",
+]
+SERIAL_ADAPTERS = frozenset({"modbus", "dsmr", "json_lines"})
+BLE_ADAPTERS = frozenset({"bthome", "xiaomi"})
+#: Eastron meters with a built-in Modbus register profile.
+MODBUS_MODELS = ("SDM120", "SDM220", "SDM630")
+#: Each adapter's keys beyond id/adapter/name/location/role (anything else is refused).
+_ADAPTER_KEYS: dict[str, frozenset[str]] = {
+    "rtl_433": frozenset({"model", "device_id"}),
+    "modbus": frozenset({"port", "baudrate", "parity", "unit", "model", "poll_s"}),
+    "dsmr": frozenset({"port", "baudrate"}),
+    "json_lines": frozenset({"port", "baudrate"}),
+    "bthome": frozenset({"address", "bind_key"}),
+    "xiaomi": frozenset({"address", "bind_key"}),
+}
+_OPTIONAL_KEYS = (
+    "model",
+    "device_id",
+    "port",
+    "baudrate",
+    "parity",
+    "unit",
+    "poll_s",
+    "address",
+    "bind_key",
+)
+_BLE_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 Role = Literal["water_valve", "siren", "power_cut"]
 
 
@@ -161,6 +198,19 @@ class DeviceConfig(_Section):
     model: str | None = None  # rtl_433: the decoder's `model`, e.g. "Govee-Water"
     #: rtl_433: the transmitter's `id` (a number for most models; a few print hex strings)
     device_id: Annotated[int, Field(ge=0)] | str | None = None
+    #: serial adapters: the port (`/dev/ttyUSB0`, better a stable `/dev/serial/by-id/...` path)
+    port: Annotated[str, Field(min_length=1)] | None = None
+    baudrate: Annotated[int, Field(ge=300, le=4_000_000)] | None = None
+    parity: Literal["N", "E", "O"] | None = None  # modbus: Eastron meters default to N
+    unit: Annotated[int, Field(ge=1, le=247)] | None = None  # modbus: the meter's address
+    poll_s: Annotated[float, Field(ge=0.5, le=3600)] | None = None  # modbus: polling interval
+    #: BLE adapters: the advertiser's MAC address
+    address: str | None = None
+    #: BLE: the 32-hex-digit key of an encrypted BTHome or Xiaomi device (a secret: the file
+    #: holding it must not be readable by everyone)
+    bind_key: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{32}$")] | None = Field(
+        default=None, repr=False
+    )
 
     @property
     def native_name(self) -> str:
@@ -170,14 +220,28 @@ class DeviceConfig(_Section):
         return self.name if self.name is not None else self.id
 
     @model_validator(mode="after")
-    def _rtl_433(self) -> DeviceConfig:
-        if self.adapter == "rtl_433":
-            if self.model is None or self.device_id is None:
-                raise ValueError("an rtl_433 device needs `model` and `device_id`")
-            if self.role is not None:
-                raise ValueError("rtl_433 devices only transmit: they cannot have a role")
-        elif self.model is not None or self.device_id is not None:
-            raise ValueError("`model` and `device_id` are for rtl_433 devices only")
+    def _adapter_keys(self) -> DeviceConfig:
+        allowed = _ADAPTER_KEYS.get(self.adapter, frozenset())
+        for key in _OPTIONAL_KEYS:
+            if getattr(self, key) is not None and key not in allowed:
+                users = sorted(a for a, keys in _ADAPTER_KEYS.items() if key in keys)
+                raise _DeviceKeyError(key, f"`{key}` is for {' and '.join(users)} devices only")
+        if self.adapter == "rtl_433" and (self.model is None or self.device_id is None):
+            raise ValueError("an rtl_433 device needs `model` and `device_id`")
+        if self.adapter in SERIAL_ADAPTERS and self.port is None:
+            raise ValueError(f"a {self.adapter} device needs `port` (its serial device)")
+        if self.adapter == "modbus" and self.model not in MODBUS_MODELS:
+            raise ValueError(f"a modbus device needs `model`, one of {', '.join(MODBUS_MODELS)}")
+        if self.adapter in BLE_ADAPTERS and (
+            self.address is None or not _BLE_ADDRESS.fullmatch(self.address)
+        ):
+            raise _DeviceKeyError(
+                "address", f"a {self.adapter} device needs `address`, e.g. A4:C1:38:12:34:56"
+            )
+        if self.role is not None and self.adapter not in _ACTUATOR_ADAPTERS:
+            raise _DeviceKeyError(
+                "role", f"{self.adapter} devices only report: they cannot have a role"
+            )
         return self
 
     @model_validator(mode="after")
@@ -223,11 +287,25 @@ class Config(_Section):
         return next((d for d in self.devices if d.id == device_id), None)
 
 
+#: Adapters that can carry commands, so a device of theirs can be a valve, siren or power cut.
+_ACTUATOR_ADAPTERS = frozenset({"native", "zigbee2mqtt", "shelly", "tasmota"})
+
 _TOPIC_NAME = re.compile(r"(?P<topic>[^#+/\s](?:[^#+]*[^#+/\s])?)(?:#(?P<channel>\d{1,2}))?")
 
 
-class _DeviceNameError(ValueError):
-    """A device `name` the adapter cannot use (reported at the `name` key)."""
+class _DeviceKeyError(ValueError):
+    """A device key the adapter cannot use (reported at that key's line)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class _DeviceNameError(_DeviceKeyError):
+    """A device `name` the adapter cannot use."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("name", message)
 
 
 class _DeviceError(ValueError):
@@ -257,7 +335,22 @@ def load_config(path: Path | None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
-    return parse_config(data, text=text, origin=str(path))
+    config = parse_config(data, text=text, origin=str(path))
+    _check_inline_secrets(config, path, text)
+    return config
+
+
+def _check_inline_secrets(config: Config, path: Path, text: str) -> None:
+    """A configuration that holds a secret itself (a BLE bind key) must not be readable by all."""
+    holders = [i for i, d in enumerate(config.devices) if d.bind_key is not None]
+    if not holders or not path.stat().st_mode & stat.S_IROTH:
+        return
+    loc = ("devices", holders[0], "bind_key")
+    line = locate_key(text, loc)
+    raise ConfigError(
+        f"{path}:{line}: {_dotted(loc)}: this file holds a bind key and is readable by everyone; "
+        f"run: chmod o-rwx {path}"
+    )
 
 
 def parse_config(data: dict[str, Any], *, text: str = "", origin: str = "<config>") -> Config:
@@ -274,8 +367,8 @@ def _describe(err: ValidationError, text: str, origin: str) -> str:
         ctx_err = (e.get("ctx") or {}).get("error")
         if isinstance(ctx_err, _DeviceError):
             loc = ctx_err.loc
-        elif isinstance(ctx_err, _DeviceNameError):
-            loc = (*loc, "name")
+        elif isinstance(ctx_err, _DeviceKeyError):
+            loc = (*loc, ctx_err.key)
         key = _dotted(loc)
         line = locate_key(text, loc)
         where = f"{origin}:{line}" if line else origin
@@ -285,8 +378,8 @@ def _describe(err: ValidationError, text: str, origin: str) -> str:
         elif e["type"] == "missing":
             message = "required key is missing"
         value = e.get("input")
-        if isinstance(ctx_err, _DeviceNameError) and isinstance(value, dict):
-            value = value.get("name")
+        if isinstance(ctx_err, _DeviceKeyError) and isinstance(value, dict):
+            value = value.get(ctx_err.key)
         quiet = e["type"] in {"missing", "extra_forbidden"} or isinstance(value, dict)
         got = "" if quiet else f" (got {value!r})"
         lines.append(f"{where}: {key}: {message}{got}")

@@ -86,7 +86,7 @@ def test_wrong_value_in_second_device_says_what_was_expected(tmp_path: Path) -> 
     )
     message = _error(path)
     assert message.startswith(f"{path}:7: devices[1].adapter: ")
-    assert "'native', 'zigbee2mqtt', 'shelly', 'tasmota' or 'rtl_433'" in message
+    assert "'native', 'zigbee2mqtt', 'shelly', 'tasmota', 'rtl_433'," in message
     assert "'zigbe2mqtt'" in message
 
 
@@ -194,4 +194,6 @@ def test_rtl_433_devices_take_model_and_device_id(tmp_path: Path) -> None:
             tmp_path, '[[devices]]\nid = "z"\nadapter = "zigbee2mqtt"\ndevice_id = 5\n', "m.toml"
         )
     )
-    assert "`model` and `device_id` are for rtl_433 devices only" in misplaced
+    assert misplaced.endswith(
+        ":4: devices[0].device_id: `device_id` is for rtl_433 devices only (got 5)"
+    )
