@@ -270,22 +270,56 @@ def _sensors(args: argparse.Namespace, config: Config) -> int:
     rows = []
     for d in devices:
         values = " ".join(f"{m}={_short(v['value'])}" for m, v in sorted(d["readings"].items()))
-        online = {True: "online", False: "OFFLINE", None: ""}[d["online"]]
         rows.append(
             (
                 d["id"],
                 d["adapter"],
                 d["role"] or "",
                 d["location"] or "",
+                _every(d["expected_interval_s"]),
                 ago(d["last_seen"], now),
-                online,
+                _state(d),
                 values,
             )
         )
     print(
-        table(("DEVICE", "ADAPTER", "ROLE", "LOCATION", "LAST SEEN", "STATE", "LAST READING"), rows)
+        table(
+            (
+                "DEVICE",
+                "ADAPTER",
+                "ROLE",
+                "LOCATION",
+                "EVERY",
+                "LAST SEEN",
+                "STATE",
+                "LAST READING",
+            ),
+            rows,
+        )
     )
     return 0
+
+
+def _state(device: dict[str, Any]) -> str:
+    """Liveness's verdict, in capitals when it is a problem; else what the device said."""
+    health: str | None = device["health"]
+    if health in ("silent", "offline", "bridge_down"):
+        return health.upper()
+    if health is not None:
+        return health
+    online: bool | None = device["online"]
+    return {True: "online", False: "OFFLINE", None: ""}[online]
+
+
+def _every(seconds: float | None) -> str:
+    """The learned report interval, e.g. `50m`; `?` while it is still being learned."""
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
 
 
 def _short(value: object) -> str:

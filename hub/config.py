@@ -184,6 +184,15 @@ class LeakSection(_Section):
     retries: Annotated[int, Field(ge=0, le=10)] = 2
 
 
+class LivenessSection(_Section):
+    """Learned liveness: when a device counts as silent, and when a battery counts as low."""
+
+    #: Silent after this many learned report intervals (clamped per device kind).
+    multiple: Annotated[float, Field(ge=1.5, le=20)] = 3.0
+    battery_low_pct: Annotated[float, Field(ge=1, le=50)] = 15.0
+    check_interval_s: Annotated[float, Field(ge=1, le=600)] = 30.0
+
+
 class StoreSection(_Section):
     readings_retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
     flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
@@ -265,6 +274,7 @@ class Config(_Section):
     zigbee2mqtt: Zigbee2MqttSection = Field(default_factory=Zigbee2MqttSection)
     cloud: CloudSection | None = None
     leak: LeakSection = Field(default_factory=LeakSection)
+    liveness: LivenessSection = Field(default_factory=LivenessSection)
     store: StoreSection = Field(default_factory=StoreSection)
     devices: list[DeviceConfig] = Field(default_factory=list)
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from drivers.mqtt.adapter import Adapter, BusSink
 from drivers.mqtt.native import NativeAdapter
 from drivers.mqtt.rtl433 import Rtl433Adapter
-from drivers.mqtt.service import MqttService
+from drivers.mqtt.service import BROKER_BRIDGE_ID, MqttService
 from drivers.mqtt.shelly import ShellyAdapter
 from drivers.mqtt.tasmota import TasmotaAdapter
-from drivers.mqtt.zigbee2mqtt import Zigbee2MqttAdapter
+from drivers.mqtt.zigbee2mqtt import BRIDGE_DEVICE_ID, Zigbee2MqttAdapter
 from drivers.simulator import SIMULATED_DEVICES, Scenario, run_simulator
 from hub import sdnotify
 from hub.bad_input import BadInputLog
@@ -29,10 +29,13 @@ from hub.health import HealthReporter
 from hub.incident import Incident
 from hub.incident_service import IncidentService
 from hub.live_view import LiveView
+from hub.liveness import DeviceProfile, LivenessTracker
+from hub.liveness_service import LivenessService
 from hub.recorder import Recorder
 from hub.store import DbWorker
 from hub.store import incidents as incident_repo
 from hub.store import readings as readings_repo
+from rules.device_health import DeviceHealthRule
 from rules.water_leak import Place, WaterLeakProtocol
 
 if TYPE_CHECKING:
@@ -121,6 +124,21 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             retries=config.leak.retries,
         )
         incidents = IncidentService(bus=bus, db=db, hub_id=config.hub.id)
+        liveness = LivenessService(
+            bus=bus,
+            db=db,
+            clock=clock,
+            tracker=LivenessTracker(
+                {d.id: _liveness_profile(d) for d in devices},
+                start=clock.now(),
+                multiple=config.liveness.multiple,
+                battery_low_pct=config.liveness.battery_low_pct,
+                inferred_bridges=frozenset({RTL_433_BRIDGE_ID}),
+            ),
+            discovered_profile=lambda adapter: DeviceProfile(bridges=_bridges(adapter, None)),
+            interval_s=config.liveness.check_interval_s,
+        )
+        device_health = DeviceHealthRule(bus=bus, locations={d.id: d.location for d in devices})
         recorder = Recorder(
             bus=bus,
             db=db,
@@ -165,6 +183,8 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
                 tg.create_task(LiveView(bus).run(), name="live-view")
             tg.create_task(leak.run(), name="water-leak")
             tg.create_task(incidents.run(), name="incidents")
+            tg.create_task(liveness.run(), name="liveness")
+            tg.create_task(device_health.run(), name="device-health")
             tg.create_task(recorder.run(), name="recorder")
             tg.create_task(mqtt.run(), name="mqtt")
             tg.create_task(health.run(), name="health")
@@ -186,6 +206,28 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             gc.collect()
             gc.freeze()  # start-up objects live forever: keep them out of every later collection
             _log.info("hub %s ready (%d configured devices)", config.hub.id, len(devices))
+
+
+#: rtl_433 says nothing about itself: it is down when all of its devices are silent.
+RTL_433_BRIDGE_ID = "rtl_433"
+_MAINS_ADAPTERS = frozenset({"shelly", "tasmota", "modbus", "dsmr", "json_lines"})
+
+
+def _bridges(adapter: str, device: DeviceConfig | None) -> tuple[str, ...]:
+    """What a device of `adapter` is heard through, outermost first (see `hub.liveness`)."""
+    if adapter == "zigbee2mqtt":
+        return (BROKER_BRIDGE_ID, BRIDGE_DEVICE_ID)
+    if adapter == "rtl_433":
+        return (BROKER_BRIDGE_ID, RTL_433_BRIDGE_ID)
+    return (BROKER_BRIDGE_ID,)
+
+
+def _liveness_profile(device: DeviceConfig) -> DeviceProfile:
+    return DeviceProfile(
+        bridges=_bridges(device.adapter, device),
+        mains=device.adapter in _MAINS_ADAPTERS,
+        critical=device.role is not None,
+    )
 
 
 def _on_signal(loop: asyncio.AbstractEventLoop, sig: int, handler: Callable[[], None]) -> None:

@@ -112,6 +112,8 @@ class IncidentReport:
     actions: tuple[IncidentAction, ...] = ()
     response_plan: tuple[str, ...] = ()
     escalated: bool = False
+    #: The cause is gone: resolve the open incident of `key` (with this report's evidence), if any.
+    resolve: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,23 @@ class AnomalyScore:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class HealthChanged:
+    """A device's or a bridge's problems changed (liveness, battery); empty `problems`: healthy.
+
+    Device problems are `silent`, `offline` and `battery_low`; a bridge's is `down`. `critical`
+    marks a device whose silence is a safety problem (an actuator, a leak or smoke sensor);
+    `detail` is one human sentence for an incident's evidence.
+    """
+
+    subject: str
+    bridge: bool
+    problems: tuple[str, ...]
+    critical: bool
+    detail: str
+    at: float
+
+
 Event = (
     Reading
     | Availability
@@ -174,4 +193,5 @@ Event = (
     | IncidentChanged
     | MaintenanceTaskReceived
     | AnomalyScore
+    | HealthChanged
 )

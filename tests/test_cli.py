@@ -64,7 +64,13 @@ def test_sensors_and_incidents(config: Path, capsys: pytest.CaptureFixture[str])
     assert device["readings"]["water_leak"]["value"] == "true"
     assert device["online"] is True
     assert main(["-c", c, "sensors"]) == 0
-    assert "kitchen-leak" in capsys.readouterr().out
+    header, _, row = capsys.readouterr().out.splitlines()[:3]
+    assert header.split() == [
+        "DEVICE", "ADAPTER", "ROLE", "LOCATION", "EVERY", "LAST", "SEEN", "STATE", "LAST", "READING"
+    ]  # fmt: skip
+    # no role; `?`: its report interval is not learned yet
+    assert row.split()[:4] == ["kitchen-leak", "zigbee2mqtt", "kitchen", "?"]
+    assert row.split()[-2:] == ["online", "water_leak=true"]
 
     (incident,) = _json(capsys, "-c", c, "incidents", "list", "--json")  # type: ignore[misc]
     assert incident["title"] == "Water leak at kitchen"

@@ -27,10 +27,13 @@ from hub.bus import Bus, Overflow, Subscription
 from hub.clock import Clock
 from hub.config import MqttSection
 from hub.errors import BadInputError, BadInputReason
-from hub.events import Command, CommandSent, IncidentChanged
+from hub.events import Availability, Command, CommandSent, IncidentChanged
 from hub.incident import Incident, to_json
 
 _log = logging.getLogger(__name__)
+
+#: The broker as a bridge: every MQTT device is unheard while the hub cannot reach it.
+BROKER_BRIDGE_ID = "mqtt-broker"
 
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 #: Commands kept while the broker is unreachable, sent on reconnect (oldest go first when full).
@@ -105,6 +108,7 @@ class MqttService:
         self._live: _Client | None = None
         self._unsent: deque[Command] = deque(maxlen=_MAX_UNSENT)
         self.connected = False
+        self._link_up: bool | None = None
         self.ready = asyncio.Event()
         self.messages = 0
 
@@ -163,7 +167,7 @@ class MqttService:
                     await self._session(client, backoff)
             except* (aiomqtt.MqttError, TimeoutError) as group:
                 err = group.exceptions[0]
-                self.connected = False
+                self._link(False)
                 delay = backoff.next_delay()
                 level = logging.WARNING if backoff.failures == 1 else logging.DEBUG
                 _log.log(
@@ -175,9 +179,16 @@ class MqttService:
                     delay,
                 )
             else:
-                self.connected = False
+                self._link(False)
                 delay = backoff.next_delay()
             await asyncio.sleep(delay)
+
+    def _link(self, up: bool) -> None:
+        """Track the broker link; each change is an `Availability` of the broker (a bridge)."""
+        if self._link_up is not up:
+            self._link_up = up
+            self._bus.publish(Availability(BROKER_BRIDGE_ID, up, self._clock.now()))
+        self.connected = up
 
     async def _session(self, client: _Client, backoff: Backoff) -> None:
         filters = [f for a in self._adapters for f in a.filters()]
@@ -197,7 +208,7 @@ class MqttService:
         )
         for incident in await self._snapshot():  # the broker may have lost them in a restart
             await self._publish_incident(client, incident)
-        self.connected = True
+        self._link(True)
         backoff.reset()
         _log.info("MQTT connected to %s:%d", self._config.host, self._config.port)
         self.ready.set()

@@ -108,8 +108,15 @@ def _v2(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    """Learned liveness: each device's health and the report interval the hub learned for it."""
+    db.execute("ALTER TABLE devices ADD COLUMN health TEXT")
+    db.execute("ALTER TABLE devices ADD COLUMN expected_interval_s REAL")
+    db.execute("ALTER TABLE devices ADD COLUMN timeout_s REAL")
+
+
 #: Schema migrations, in order; `PRAGMA user_version` is how many have run. Append, never edit.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3)
 
 
 def open_database(data_dir: Path) -> sqlite_utils.Database:

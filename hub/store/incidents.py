@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import sqlite_utils
@@ -35,6 +36,8 @@ def apply_report(db: sqlite_utils.Database, report: IncidentReport, hub_id: str)
     """Open an incident for `report.key`, or merge into the open one. None: nothing changed."""
     with transaction(db):
         current = _open_by_key(db, report.key)
+        if current is None and report.resolve:
+            return None
         if current is None:
             current = new_incident(
                 hub_id=hub_id,
@@ -58,6 +61,11 @@ def apply_report(db: sqlite_utils.Database, report: IncidentReport, hub_id: str)
             response_plan=report.response_plan,
             escalated=report.escalated,
         )
+        if report.resolve:
+            resolved = set_status(changed or current, Status.RESOLVED, at=report.at)
+            if resolved is not None and changed is not None:
+                resolved = replace(resolved, revision=changed.revision)  # one revision, not two
+            changed = resolved or changed
         return None if changed is None else _revise(db, current, changed)
 
 

@@ -96,6 +96,23 @@ def forget_unconfigured(db: sqlite_utils.Database, configured: set[str]) -> None
                 db.execute("UPDATE devices SET origin = 'removed' WHERE id = ?", [device_id])
 
 
+@dataclass(frozen=True, slots=True)
+class HealthRow:
+    device_id: str
+    health: str
+    expected_interval_s: float | None
+    timeout_s: float
+
+
+def save_health(db: sqlite_utils.Database, rows: list[HealthRow]) -> None:
+    """What liveness concluded about each device (for `homeguard-hub sensors`)."""
+    with transaction(db):
+        db.conn.executemany(
+            "UPDATE devices SET health = ?, expected_interval_s = ?, timeout_s = ? WHERE id = ?",
+            [(r.health, r.expected_interval_s, r.timeout_s, r.device_id) for r in rows],
+        )
+
+
 def device_table(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every known device with its last values (for `homeguard-hub sensors`)."""
     devices = [
@@ -111,14 +128,17 @@ def device_table(db: sqlite_utils.Database) -> list[dict[str, Any]]:
                     "origin",
                     "last_seen",
                     "online",
+                    "health",
+                    "expected_interval_s",
+                    "timeout_s",
                 ),
                 row,
                 strict=True,
             )
         )
         for row in db.execute(
-            "SELECT id, adapter, name, location, role, model, origin, last_seen, online "
-            "FROM devices WHERE origin != 'removed' ORDER BY id"
+            "SELECT id, adapter, name, location, role, model, origin, last_seen, online, health, "
+            "expected_interval_s, timeout_s FROM devices WHERE origin != 'removed' ORDER BY id"
         ).fetchall()
     ]
     state: dict[str, dict[str, Any]] = {}

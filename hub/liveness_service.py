@@ -1,0 +1,145 @@
+"""Feeds the liveness tracker from the bus, assesses it on a timer, and announces what changed.
+
+Readings and availability reach the tracker as direct bus handlers (a dict lookup and an append per
+reading: exact, and cheaper than a queue). Every `interval_s` the tracker is assessed: a device or
+bridge whose problems changed is announced as `HealthChanged` (the device-health rule turns that
+into incidents), and the devices' health is written for `homeguard-hub sensors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from hub.bus import Bus
+from hub.clock import Clock
+from hub.errors import StoreError
+from hub.events import Availability, DeviceDiscovered, HealthChanged, Reading
+from hub.liveness import Assessment, DeviceProfile, DeviceStatus, Health, LivenessTracker
+from hub.store import DbWorker
+from hub.store import readings as repo
+
+_log = logging.getLogger(__name__)
+
+_DEVICE_PROBLEMS = {Health.SILENT: "silent", Health.OFFLINE: "offline"}
+
+
+class LivenessService:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        db: DbWorker,
+        clock: Clock,
+        tracker: LivenessTracker,
+        discovered_profile: Callable[[str], DeviceProfile],
+        interval_s: float = 30.0,
+    ) -> None:
+        self._bus = bus
+        self._db = db
+        self._clock = clock
+        self._tracker = tracker
+        self._interval = interval_s
+        self._problems: dict[tuple[str, bool], tuple[str, ...]] = {}
+        self._saved: dict[str, repo.HealthRow] = {}
+        bus.handle(Reading, tracker.reading)
+        bus.handle(Availability, lambda a: tracker.availability(a.device_id, a.online, a.at))
+        bus.handle(
+            DeviceDiscovered,
+            lambda d: tracker.add(d.device_id, discovered_profile(d.adapter), d.at),
+        )
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.check()
+
+    async def check(self) -> Assessment:
+        """Assess now; announce changes and save the devices' health (also what tests call)."""
+        now = self._clock.now()
+        assessment = self._tracker.assess(now)
+        for status in assessment.devices.values():
+            self._announce(status.device_id, False, _device_problems(status), status, now)
+        for bridge in self._known_bridges(assessment):
+            why = assessment.bridges_down.get(bridge)
+            problems = ("down",) if why is not None else ()
+            self._announce_bridge(bridge, problems, why, now)
+        await self._save(assessment)
+        return assessment
+
+    def _known_bridges(self, assessment: Assessment) -> set[str]:
+        return set(assessment.bridges_down) | {s for s, bridge in self._problems if bridge}
+
+    def _announce(
+        self,
+        subject: str,
+        bridge: bool,
+        problems: tuple[str, ...],
+        status: DeviceStatus,
+        now: float,
+    ) -> None:
+        if self._problems.get((subject, bridge), ()) == problems:
+            return
+        self._problems[(subject, bridge)] = problems
+        self._bus.publish(
+            HealthChanged(subject, bridge, problems, status.critical, _describe(status), now)
+        )
+
+    def _announce_bridge(
+        self, bridge: str, problems: tuple[str, ...], why: str | None, now: float
+    ) -> None:
+        if self._problems.get((bridge, True), ()) == problems:
+            return
+        self._problems[(bridge, True)] = problems
+        detail = f"bridge {bridge} is down: {why}" if why else f"bridge {bridge} is back"
+        self._bus.publish(HealthChanged(bridge, True, problems, True, detail, now))
+
+    async def _save(self, assessment: Assessment) -> None:
+        rows = [
+            repo.HealthRow(s.device_id, s.health.value, s.expected_interval_s, s.timeout_s)
+            for s in assessment.devices.values()
+        ]
+        changed = [r for r in rows if self._saved.get(r.device_id) != r]
+        if not changed:
+            return
+        try:
+            await self._db.run(repo.save_health, changed)
+        except StoreError as err:
+            _log.warning("cannot save device health (%s); will try again", err)
+            return
+        self._saved.update((r.device_id, r) for r in changed)
+
+
+def _device_problems(status: DeviceStatus) -> tuple[str, ...]:
+    problems = [p for h, p in _DEVICE_PROBLEMS.items() if status.health is h]
+    if status.battery_low:
+        problems.append("battery_low")
+    return tuple(problems)
+
+
+def _describe(s: DeviceStatus) -> str:
+    parts = []
+    if s.health in _DEVICE_PROBLEMS:
+        expected = (
+            f"expected every {_duration(s.expected_interval_s)}"
+            if s.expected_interval_s is not None
+            else "its report interval not learned yet"
+        )
+        parts.append(
+            f"{s.device_id} is {s.health.value}: no report for over {_duration(s.timeout_s)} "
+            f"({expected})"
+        )
+    if s.battery_low:
+        parts.append(f"{s.device_id} reports a low battery")
+    return "; ".join(parts) or f"{s.device_id} is healthy again"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
