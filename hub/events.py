@@ -114,6 +114,7 @@ class IncidentReport:
     escalated: bool = False
     #: The cause is gone: resolve the open incident of `key` (with this report's evidence), if any.
     resolve: bool = False
+    source_kind: str = "rule"  # or "anomaly": a model, not a fixed rule, saw it
 
 
 @dataclass(frozen=True, slots=True)

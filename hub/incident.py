@@ -163,6 +163,7 @@ def new_incident(
     source_id: str,
     source_version: str,
     at: float,
+    source_kind: SourceKind = SourceKind.RULE,
 ) -> Incident:
     """A fresh incident at revision 0; `merge` brings it to revision 1 with the first report."""
     return Incident(
@@ -178,7 +179,7 @@ def new_incident(
         detected_at=at,
         updated_at=at,
         resolved_at=None,
-        source_kind=SourceKind.RULE,
+        source_kind=source_kind,
         source_id=source_id,
         source_version=source_version,
         sensors=(),

@@ -14,6 +14,7 @@ from hub.incident import (
     EmergencyType,
     Incident,
     Severity,
+    SourceKind,
     Status,
     apply_dispatch,
     from_wire,
@@ -49,6 +50,7 @@ def apply_report(db: sqlite_utils.Database, report: IncidentReport, hub_id: str)
                 source_id=report.source_id,
                 source_version=report.source_version,
                 at=report.at,
+                source_kind=SourceKind(report.source_kind),
             )
         changed = merge(
             current,
