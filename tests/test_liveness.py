@@ -6,7 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from drivers.mqtt.adapter import BusSink
+from drivers.mqtt.native import NativeAdapter
+from drivers.mqtt.service import BROKER_BRIDGE_ID, MqttService
+from hub.bad_input import BadInputLog
 from hub.bus import Bus
+from hub.clock import SystemClock
+from hub.config import MqttSection
 from hub.events import Availability, HealthChanged, IncidentChanged, Reading
 from hub.incident import Incident, Status
 from hub.incident_service import IncidentService
@@ -17,6 +23,7 @@ from hub.store import DbWorker
 from hub.store import incidents as incident_repo
 from hub.store import readings as readings_repo
 from rules.device_health import DeviceHealthRule
+from tests.broker import Broker
 from tests.sync_support import T0, FakeClock
 
 MIN = 60.0
@@ -270,3 +277,29 @@ async def test_low_battery_opens_a_low_severity_incident_for_any_device(
         assert resolved.status is Status.RESOLVED
         for t in tasks:
             t.cancel()
+
+
+async def test_the_broker_link_is_a_bridge_with_its_own_availability(own_broker: Broker) -> None:
+    bus = Bus()
+    links = bus.subscribe("links", (Availability,), where=lambda a: a.device_id == BROKER_BRIDGE_ID)
+    sink = BusSink(bus, BadInputLog())
+    mqtt = MqttService(
+        config=MqttSection(host=own_broker.host, port=own_broker.port),
+        hub_id="hub-links",
+        adapters=[NativeAdapter([], sink, 65536)],
+        sink=sink,
+        bus=bus,
+        clock=SystemClock(),
+        retained_snapshot=_no_incidents,
+    )
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(mqtt.run())
+        await asyncio.wait_for(links.wait(1), 10)
+        own_broker.stop()
+        await asyncio.wait_for(links.wait(2), 10)
+        assert [a.online for a in links.drain()] == [True, False]
+        task.cancel()
+
+
+async def _no_incidents() -> list[Incident]:
+    return []
