@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from hub import __version__, cli_incidents
+from hub import __version__, cli_incidents, cli_models
 from hub.cli_common import EXIT_CONFIG, existing_database
 from hub.cli_output import ago, emit_json, table
 from hub.config import Config, config_path, load_config
@@ -119,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sync_flush.set_defaults(handler=_sync_flush)
 
+    cli_models.add_parser(sub, _models)
+
     sim = sub.add_parser("simulate", help="run simulated devices against the configured broker")
     sim.add_argument("--scenario", default="leak", choices=["normal", "leak", "stuck-valve"])
     sim.add_argument("--leak-after", type=float, default=20.0, metavar="S")
@@ -160,7 +162,7 @@ def _simulate(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config.hub.log_level)
     _event_loop_run(
         run_simulator(
-            host=config.mqtt.host,
+            host=config.mqtt.broker_host,
             port=config.mqtt.port,
             scenario=Scenario(args.scenario),
             base_topic=config.zigbee2mqtt.base_topic,
@@ -186,7 +188,9 @@ def _check_config(args: argparse.Namespace, config: Config) -> int:
         return 0
     print(f"OK: {source or 'built-in defaults (no file)'}")
     print(f"  hub {config.hub.id}, data in {config.hub.data_dir}")
-    print(f"  broker {config.mqtt.host}:{config.mqtt.port}{' (TLS)' if config.mqtt.tls else ''}")
+    print(
+        f"  broker {config.mqtt.broker_host}:{config.mqtt.port}{' (TLS)' if config.mqtt.tls else ''}"
+    )
     print(f"  cloud: {config.cloud.url if config.cloud else 'none (offline only)'}")
     roles = [f"{d.id} ({d.role})" for d in config.devices if d.role]
     print(f"  {len(config.devices)} devices; actuators: {', '.join(roles) or 'none'}")
@@ -349,6 +353,15 @@ def _sync_flush(args: argparse.Namespace, config: Config) -> int:
         running=_is_running,
         flush_once=lambda c, t: asyncio.run(flush_once(c, t)),
     )
+
+
+# -- anomaly models ---------------------------------------------------------------------------
+
+
+def _models(args: argparse.Namespace, _config: Config) -> int:
+    import models.detect
+
+    return cli_models.run(args, models.detect)
 
 
 if __name__ == "__main__":

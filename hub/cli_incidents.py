@@ -115,7 +115,7 @@ def _announce(config: Config, incident: Incident) -> None:
             keyfile=str(tls.key_file) if tls.key_file else None,
         )
     try:
-        client.connect(config.mqtt.host, config.mqtt.port, keepalive=10)
+        client.connect(config.mqtt.broker_host, config.mqtt.port, keepalive=10)
         client.loop_start()
         info = client.publish(
             topics.hub_incident(config.hub.id, incident.id), to_json(incident), qos=1, retain=True

@@ -125,9 +125,15 @@ class TlsSection(_Section):
         return self
 
 
+LOCAL_BROKER = "127.0.0.1"
+
+
 class MqttSection(_Section):
-    host: str = "127.0.0.1"
+    #: Unset: a broker on this machine if one listens on `port`, else one announced on the LAN
+    #: as `_mqtt._tcp` (zeroconf), else this machine again (retried until it answers).
+    host: Annotated[str, Field(min_length=1)] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    discovery_timeout_s: Annotated[float, Field(gt=0, le=30)] = 3.0
     username: str | None = None
     password_file: Path | None = None
     client_id: str | None = None
@@ -136,6 +142,19 @@ class MqttSection(_Section):
     max_payload_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
 
     _password = field_validator("password_file")(_check_secret_file)
+
+    @model_validator(mode="after")
+    def _tls_host(self) -> MqttSection:
+        if self.tls is not None and self.host is None:
+            raise ValueError(
+                "[mqtt.tls] needs an explicit `host` (the name its certificate is for)"
+            )
+        return self
+
+    @property
+    def broker_host(self) -> str:
+        """The host to connect to when nothing was discovered."""
+        return self.host if self.host is not None else LOCAL_BROKER
 
     def password(self) -> str | None:
         if self.password_file is None:
@@ -182,6 +201,11 @@ class LeakSection(_Section):
 
     confirm_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2
+
+
+class ZeroconfSection(_Section):
+    #: Announce the hub on the LAN as `_homeguard._tcp` (its id and version).
+    announce: bool = True
 
 
 class LivenessSection(_Section):
@@ -275,6 +299,7 @@ class Config(_Section):
     cloud: CloudSection | None = None
     leak: LeakSection = Field(default_factory=LeakSection)
     liveness: LivenessSection = Field(default_factory=LivenessSection)
+    zeroconf: ZeroconfSection = Field(default_factory=ZeroconfSection)
     store: StoreSection = Field(default_factory=StoreSection)
     devices: list[DeviceConfig] = Field(default_factory=list)
 

@@ -20,11 +20,11 @@ from drivers.mqtt.shelly import ShellyAdapter
 from drivers.mqtt.tasmota import TasmotaAdapter
 from drivers.mqtt.zigbee2mqtt import BRIDGE_DEVICE_ID, Zigbee2MqttAdapter
 from drivers.simulator import SIMULATED_DEVICES, Scenario, run_simulator
-from hub import sdnotify
+from hub import __version__, sdnotify
 from hub.bad_input import BadInputLog
 from hub.bus import Bus
 from hub.clock import Clock, SystemClock
-from hub.config import Config, DeviceConfig
+from hub.config import LOCAL_BROKER, Config, DeviceConfig, MqttSection
 from hub.health import HealthReporter
 from hub.incident import Incident
 from hub.incident_service import IncidentService
@@ -88,6 +88,7 @@ _SWITCH_INTERVAL_S = 0.0001
 
 async def _run(config: Config, options: Options, clock: Clock) -> None:
     sys.setswitchinterval(_SWITCH_INTERVAL_S)
+    config = config.model_copy(update={"mqtt": await locate_broker(config.mqtt)})
     bus = Bus()
     bad_input = BadInputLog()
     devices = config.devices
@@ -190,10 +191,14 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             tg.create_task(health.run(), name="health")
             if sync is not None:
                 tg.create_task(sync.run(), name="sync")
+            if config.zeroconf.announce:
+                from hub.zeroconf_mdns import HubAnnouncer
+
+                tg.create_task(HubAnnouncer(config.hub.id, __version__).run(), name="zeroconf")
             if options.simulate is not None:
                 tg.create_task(
                     run_simulator(
-                        host=config.mqtt.host,
+                        host=config.mqtt.broker_host,
                         port=config.mqtt.port,
                         scenario=options.simulate,
                         base_topic=config.zigbee2mqtt.base_topic,
@@ -228,6 +233,32 @@ def _liveness_profile(device: DeviceConfig) -> DeviceProfile:
         mains=device.adapter in _MAINS_ADAPTERS,
         critical=device.role is not None,
     )
+
+
+async def locate_broker(mqtt: MqttSection) -> MqttSection:
+    """`[mqtt] host` unset: this machine's broker if one listens, else one announced on the LAN."""
+    if mqtt.host is not None:
+        return mqtt
+    host, port = LOCAL_BROKER, mqtt.port
+    try:
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_connection(host, port)
+        writer.close()
+    except (OSError, TimeoutError):
+        from hub.zeroconf_mdns import find_mqtt_broker
+
+        found = await find_mqtt_broker(mqtt.discovery_timeout_s)
+        if found is None:
+            _log.warning(
+                "no MQTT broker on this machine and none announced on the LAN (_mqtt._tcp); "
+                "retrying %s:%d",
+                host,
+                port,
+            )
+        else:
+            host, port = found
+            _log.info("using the MQTT broker announced on the LAN at %s:%d", host, port)
+    return mqtt.model_copy(update={"host": host, "port": port})
 
 
 def _on_signal(loop: asyncio.AbstractEventLoop, sig: int, handler: Callable[[], None]) -> None:

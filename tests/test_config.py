@@ -27,7 +27,8 @@ def _error(path: Path) -> str:
 def test_no_file_means_built_in_defaults() -> None:
     config = load_config(None)
     assert config == Config(hub=config.hub)  # every other section at its default
-    assert config.mqtt.host == "127.0.0.1"
+    assert config.mqtt.host is None  # this machine's broker, else one announced on the LAN
+    assert config.mqtt.broker_host == "127.0.0.1"
     assert config.mqtt.port == 1883
     assert config.cloud is None
     assert config.hub.id.startswith("hub-")

@@ -133,3 +133,12 @@ def test_broker_is_wanted_not_required() -> None:
     assert "mosquitto.service" in wants
     for key in ("Requires", "Requisite", "BindsTo", "PartOf"):
         assert not any("mosquitto" in v for v in values("Unit", key)), key
+
+
+def test_address_families_let_mdns_work() -> None:
+    """hub/zeroconf_mdns.py lists interface addresses with getifaddrs(), which needs netlink."""
+    families = " ".join(values("Service", "RestrictAddressFamilies")).split()
+    assert set(families) == {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}, families
+    if values("Service", "IPAddressDeny"):  # an allow list must still let mDNS through
+        allowed = " ".join(values("Service", "IPAddressAllow")).split()
+        assert "multicast" in allowed or {"224.0.0.251", "ff02::fb"} <= set(allowed), allowed

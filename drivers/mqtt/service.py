@@ -81,6 +81,18 @@ class _Client(aiomqtt.Client):
         if client.want_write() and register is not None and sock is not None:
             register(client, client.user_data_get(), sock)
 
+    def subscribe_now(self, topic_filter: str) -> None:
+        """Send a SUBSCRIBE (QoS 1) without waiting for its SUBACK.
+
+        For subscriptions learned from messages, inside paho's message callback, where awaiting is
+        impossible. paho queues the packet and asks the loop to write it. aiomqtt logs a SUBACK it
+        has no call for at ERROR, so the packet gets a future of its own that nobody awaits.
+        """
+        rc, mid = self._client.subscribe(topic_filter, qos=1)
+        if rc != paho.MQTT_ERR_SUCCESS or mid is None:
+            raise aiomqtt.MqttCodeError(rc, "could not subscribe")
+        self._pending_subscribes[mid] = self._loop.create_future()
+
 
 class MqttService:
     def __init__(
@@ -106,6 +118,8 @@ class MqttService:
         )
         bus.handle(Command, self.on_command)
         self._live: _Client | None = None
+        #: The connected client from before its first SUBSCRIBE on: where `subscribe_later` goes.
+        self._subscriber: _Client | None = None
         self._unsent: deque[Command] = deque(maxlen=_MAX_UNSENT)
         self.connected = False
         self._link_up: bool | None = None
@@ -143,7 +157,7 @@ class MqttService:
             )
         return _Client(
             self.on_message,
-            hostname=c.host,
+            hostname=c.broker_host,
             port=c.port,
             username=c.username,
             password=c.password(),
@@ -173,7 +187,7 @@ class MqttService:
                 _log.log(
                     level,
                     "MQTT broker %s:%d unreachable (%s); retrying in %.1fs",
-                    self._config.host,
+                    self._config.broker_host,
                     self._config.port,
                     err,
                     delay,
@@ -191,14 +205,35 @@ class MqttService:
         self.connected = up
 
     async def _session(self, client: _Client, backoff: Backoff) -> None:
-        filters = [f for a in self._adapters for f in a.filters()]
-        async with asyncio.timeout(_IO_TIMEOUT_S):
-            await client.subscribe([(f, 1) for f in filters])
-        self._live = client
+        # Set before `filters()` is read: a topic an adapter learns from here on (a retained
+        # discovery config arrives with the first SUBACK) goes out through `subscribe_later`.
+        self._subscriber = client
         try:
+            filters = [f for a in self._adapters for f in a.filters()]
+            async with asyncio.timeout(_IO_TIMEOUT_S):
+                await client.subscribe([(f, 1) for f in filters])
+            self._live = client
             await self._connected_session(client, backoff)
         finally:
             self._live = None
+            self._subscriber = None
+
+    def subscribe_later(self, topic_filter: str) -> None:
+        """Subscribe to one more filter on the live connection, without waiting for the broker.
+
+        For adapters that learn topics from what they receive (Home Assistant discovery); called
+        from their `decode`. Without a connection it does nothing: the adapter's `filters()` lists
+        the topic, and the next connection subscribes it with the rest.
+        """
+        client = self._subscriber
+        if client is None:
+            return
+        try:
+            client.subscribe_now(topic_filter)
+        except aiomqtt.MqttError as err:  # the link is going down; the next connection has it
+            _log.debug("could not subscribe to %s now (%s)", topic_filter[:120], err)
+        except ValueError as err:  # paho refused the filter itself: an adapter's bug
+            _log.warning("cannot subscribe to %r: %s", topic_filter[:120], err)
 
     async def _connected_session(self, client: _Client, backoff: Backoff) -> None:
         while self._unsent:  # commands that waited for the broker go first
@@ -210,7 +245,7 @@ class MqttService:
             await self._publish_incident(client, incident)
         self._link(True)
         backoff.reset()
-        _log.info("MQTT connected to %s:%d", self._config.host, self._config.port)
+        _log.info("MQTT connected to %s:%d", self._config.broker_host, self._config.port)
         self.ready.set()
         try:
             async with asyncio.TaskGroup() as tg:
