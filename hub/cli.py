@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from hub import __version__, cli_incidents, cli_models
+from hub import __version__, cli_incidents, cli_models, cli_replay
 from hub.cli_common import EXIT_CONFIG, existing_database
 from hub.cli_output import ago, emit_json, table
 from hub.config import Config, config_path, load_config
@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds before the simulated leak (default 20)",
     )
     run.add_argument("--live", action="store_true", help="print readings and actions as they come")
+    run.add_argument(
+        "--ble-replay",
+        type=Path,
+        metavar="FILE",
+        help="take BLE advertisements from this recording instead of the Bluetooth adapter",
+    )
     run.set_defaults(handler=_run)
 
     check = sub.add_parser("check-config", help="validate the configuration and exit")
@@ -120,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     sync_flush.set_defaults(handler=_sync_flush)
 
     cli_models.add_parser(sub, _models)
+    cli_replay.add_parser(sub)
 
     sim = sub.add_parser("simulate", help="run simulated devices against the configured broker")
     sim.add_argument("--scenario", default="leak", choices=["normal", "leak", "stuck-valve"])
@@ -140,6 +147,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         simulate=Scenario(args.simulate) if args.simulate else None,
         leak_after_s=args.leak_after,
         live=args.live,
+        ble_replay=args.ble_replay,
     )
     _event_loop_run(daemon.run(config, options))
     return 0

@@ -203,6 +203,15 @@ class LeakSection(_Section):
     retries: Annotated[int, Field(ge=0, le=10)] = 2
 
 
+class BleSection(_Section):
+    """Bluetooth LE scanning, used when a `bthome` or `xiaomi` device is configured."""
+
+    adapter: Annotated[str, Field(pattern=r"^hci\d{1,2}$")] = "hci0"
+    #: Passive scanning (BlueZ advertisement monitor): no scan requests on the air. Falls back to
+    #: active scanning, once and said so, where the adapter or BlueZ cannot do passive.
+    passive: bool = True
+
+
 class ZeroconfSection(_Section):
     #: Announce the hub on the LAN as `_homeguard._tcp` (its id and version).
     announce: bool = True
@@ -264,12 +273,14 @@ class DeviceConfig(_Section):
         if self.adapter in SERIAL_ADAPTERS and self.port is None:
             raise ValueError(f"a {self.adapter} device needs `port` (its serial device)")
         if self.adapter == "modbus" and self.model not in MODBUS_MODELS:
-            raise ValueError(f"a modbus device needs `model`, one of {', '.join(MODBUS_MODELS)}")
+            message = f"a modbus device needs `model`, one of {', '.join(MODBUS_MODELS)}"
+            raise ValueError(message) if self.model is None else _DeviceKeyError("model", message)
         if self.adapter in BLE_ADAPTERS and (
             self.address is None or not _BLE_ADDRESS.fullmatch(self.address)
         ):
-            raise _DeviceKeyError(
-                "address", f"a {self.adapter} device needs `address`, e.g. A4:C1:38:12:34:56"
+            message = f"a {self.adapter} device needs `address`, e.g. A4:C1:38:12:34:56"
+            raise (
+                ValueError(message) if self.address is None else _DeviceKeyError("address", message)
             )
         if self.role is not None and self.adapter not in _ACTUATOR_ADAPTERS:
             raise _DeviceKeyError(
@@ -300,6 +311,7 @@ class Config(_Section):
     leak: LeakSection = Field(default_factory=LeakSection)
     liveness: LivenessSection = Field(default_factory=LivenessSection)
     zeroconf: ZeroconfSection = Field(default_factory=ZeroconfSection)
+    ble: BleSection = Field(default_factory=BleSection)
     store: StoreSection = Field(default_factory=StoreSection)
     devices: list[DeviceConfig] = Field(default_factory=list)
 

@@ -8,35 +8,29 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from drivers.mqtt.adapter import Adapter, BusSink
-from drivers.mqtt.native import NativeAdapter
-from drivers.mqtt.rtl433 import Rtl433Adapter
-from drivers.mqtt.service import BROKER_BRIDGE_ID, MqttService
-from drivers.mqtt.shelly import ShellyAdapter
-from drivers.mqtt.tasmota import TasmotaAdapter
-from drivers.mqtt.zigbee2mqtt import BRIDGE_DEVICE_ID, Zigbee2MqttAdapter
+from drivers.mqtt.adapter import BusSink
+from drivers.mqtt.service import MqttService
 from drivers.simulator import SIMULATED_DEVICES, Scenario, run_simulator
-from hub import __version__, sdnotify
+from hub import __version__, sdnotify, wiring
 from hub.bad_input import BadInputLog
+from hub.broker_locate import locate_broker
 from hub.bus import Bus
 from hub.clock import Clock, SystemClock
-from hub.config import LOCAL_BROKER, Config, DeviceConfig, MqttSection
+from hub.config import Config, DeviceConfig
 from hub.health import HealthReporter
 from hub.incident import Incident
 from hub.incident_service import IncidentService
 from hub.live_view import LiveView
-from hub.liveness import DeviceProfile, LivenessTracker
-from hub.liveness_service import LivenessService
 from hub.recorder import Recorder
 from hub.store import DbWorker
 from hub.store import incidents as incident_repo
 from hub.store import readings as readings_repo
 from rules.device_health import DeviceHealthRule
-from rules.water_leak import Place, WaterLeakProtocol
 
 if TYPE_CHECKING:
     from sync.service import SyncService
@@ -49,6 +43,8 @@ class Options:
     simulate: Scenario | None = None
     leak_after_s: float = 20.0
     live: bool = False
+    #: Feed BLE from this recording instead of the Bluetooth adapter (`run --ble-replay`).
+    ble_replay: Path | None = None
 
 
 def with_simulated_devices(config: Config) -> Config:
@@ -97,14 +93,8 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
         await db.run(readings_repo.forget_unconfigured, {d.id for d in devices})
 
         sink = BusSink(bus, bad_input)
-        max_payload = config.mqtt.max_payload_bytes
-        adapters: list[Adapter] = [
-            NativeAdapter(devices, sink, max_payload),
-            Zigbee2MqttAdapter(devices, sink, max_payload, config.zigbee2mqtt.base_topic),
-            ShellyAdapter(devices, sink, max_payload, src=f"homeguard-{config.hub.id}"),
-            TasmotaAdapter(devices, sink, max_payload),
-            Rtl433Adapter(devices, sink, max_payload),
-        ]
+        # `mqtt` is bound below: discovery subscribes through it once it is connected.
+        adapters = wiring.mqtt_adapters(config, sink, lambda f: mqtt.subscribe_later(f))  # noqa: PLW0108
         mqtt = MqttService(
             config=config.mqtt,
             hub_id=config.hub.id,
@@ -114,31 +104,9 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             clock=clock,
             retained_snapshot=_snapshot(db),
         )
-        places = {d.id: Place(d.id, d.native_name, d.location) for d in devices}
-        leak = WaterLeakProtocol(
-            bus=bus,
-            clock=clock,
-            valves=[places[d.id] for d in devices if d.role == "water_valve"],
-            sirens=[places[d.id] for d in devices if d.role == "siren"],
-            places=places,
-            confirm_timeout_s=config.leak.confirm_timeout_s,
-            retries=config.leak.retries,
-        )
+        leak = wiring.water_leak_protocol(config, bus, clock)
         incidents = IncidentService(bus=bus, db=db, hub_id=config.hub.id)
-        liveness = LivenessService(
-            bus=bus,
-            db=db,
-            clock=clock,
-            tracker=LivenessTracker(
-                {d.id: _liveness_profile(d) for d in devices},
-                start=clock.now(),
-                multiple=config.liveness.multiple,
-                battery_low_pct=config.liveness.battery_low_pct,
-                inferred_bridges=frozenset({RTL_433_BRIDGE_ID}),
-            ),
-            discovered_profile=lambda adapter: DeviceProfile(bridges=_bridges(adapter, None)),
-            interval_s=config.liveness.check_interval_s,
-        )
+        liveness = wiring.liveness_service(config, bus, db, clock)
         device_health = DeviceHealthRule(bus=bus, locations={d.id: d.location for d in devices})
         recorder = Recorder(
             bus=bus,
@@ -180,8 +148,6 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
 
         health = HealthReporter(db=db, clock=clock, probe=probe)
         async with asyncio.TaskGroup() as tg:
-            if options.live or options.simulate is not None:
-                tg.create_task(LiveView(bus).run(), name="live-view")
             tg.create_task(leak.run(), name="water-leak")
             tg.create_task(incidents.run(), name="incidents")
             tg.create_task(liveness.run(), name="liveness")
@@ -191,21 +157,8 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             tg.create_task(health.run(), name="health")
             if sync is not None:
                 tg.create_task(sync.run(), name="sync")
-            if config.zeroconf.announce:
-                from hub.zeroconf_mdns import HubAnnouncer
-
-                tg.create_task(HubAnnouncer(config.hub.id, __version__).run(), name="zeroconf")
-            if options.simulate is not None:
-                tg.create_task(
-                    run_simulator(
-                        host=config.mqtt.broker_host,
-                        port=config.mqtt.port,
-                        scenario=options.simulate,
-                        base_topic=config.zigbee2mqtt.base_topic,
-                        leak_after_s=options.leak_after_s,
-                    ),
-                    name="simulator",
-                )
+            for name, job in _optional(config, options, clock, bus, bad_input).items():
+                tg.create_task(job, name=name)
             sdnotify.notify("READY=1")
             await mqtt.ready.wait()
             gc.collect()
@@ -213,52 +166,28 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             _log.info("hub %s ready (%d configured devices)", config.hub.id, len(devices))
 
 
-#: rtl_433 says nothing about itself: it is down when all of its devices are silent.
-RTL_433_BRIDGE_ID = "rtl_433"
-_MAINS_ADAPTERS = frozenset({"shelly", "tasmota", "modbus", "dsmr", "json_lines"})
+def _optional(
+    config: Config, options: Options, clock: Clock, bus: Bus, bad_input: BadInputLog
+) -> dict[str, Coroutine[Any, Any, None]]:
+    """The services that run only when the configuration or the command line asks for them."""
+    jobs: dict[str, Coroutine[Any, Any, None]] = {}
+    if options.live or options.simulate is not None:
+        jobs["live-view"] = LiveView(bus).run()
+    if wiring.wants_ble(config, options.ble_replay):
+        jobs["ble"] = wiring.ble_service(config, options.ble_replay, clock, bus, bad_input).run()
+    if config.zeroconf.announce:
+        from hub.zeroconf_mdns import HubAnnouncer
 
-
-def _bridges(adapter: str, device: DeviceConfig | None) -> tuple[str, ...]:
-    """What a device of `adapter` is heard through, outermost first (see `hub.liveness`)."""
-    if adapter == "zigbee2mqtt":
-        return (BROKER_BRIDGE_ID, BRIDGE_DEVICE_ID)
-    if adapter == "rtl_433":
-        return (BROKER_BRIDGE_ID, RTL_433_BRIDGE_ID)
-    return (BROKER_BRIDGE_ID,)
-
-
-def _liveness_profile(device: DeviceConfig) -> DeviceProfile:
-    return DeviceProfile(
-        bridges=_bridges(device.adapter, device),
-        mains=device.adapter in _MAINS_ADAPTERS,
-        critical=device.role is not None,
-    )
-
-
-async def locate_broker(mqtt: MqttSection) -> MqttSection:
-    """`[mqtt] host` unset: this machine's broker if one listens, else one announced on the LAN."""
-    if mqtt.host is not None:
-        return mqtt
-    host, port = LOCAL_BROKER, mqtt.port
-    try:
-        async with asyncio.timeout(1.0):
-            _, writer = await asyncio.open_connection(host, port)
-        writer.close()
-    except (OSError, TimeoutError):
-        from hub.zeroconf_mdns import find_mqtt_broker
-
-        found = await find_mqtt_broker(mqtt.discovery_timeout_s)
-        if found is None:
-            _log.warning(
-                "no MQTT broker on this machine and none announced on the LAN (_mqtt._tcp); "
-                "retrying %s:%d",
-                host,
-                port,
-            )
-        else:
-            host, port = found
-            _log.info("using the MQTT broker announced on the LAN at %s:%d", host, port)
-    return mqtt.model_copy(update={"host": host, "port": port})
+        jobs["zeroconf"] = HubAnnouncer(config.hub.id, __version__).run()
+    if options.simulate is not None:
+        jobs["simulator"] = run_simulator(
+            host=config.mqtt.broker_host,
+            port=config.mqtt.port,
+            scenario=options.simulate,
+            base_topic=config.zigbee2mqtt.base_topic,
+            leak_after_s=options.leak_after_s,
+        )
+    return jobs
 
 
 def _on_signal(loop: asyncio.AbstractEventLoop, sig: int, handler: Callable[[], None]) -> None:

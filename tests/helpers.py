@@ -123,10 +123,12 @@ def status_online(hub_id: str) -> Match:
 
 
 @contextlib.asynccontextmanager
-async def running_hub(config: Config, peer: Peer) -> AsyncIterator[asyncio.Task[None]]:
+async def running_hub(
+    config: Config, peer: Peer, options: daemon.Options = daemon.Options()
+) -> AsyncIterator[asyncio.Task[None]]:
     """Run the hub in this process until the block ends; enters once it said `online`."""
     broker = peer.broker
-    task = asyncio.create_task(daemon.run(config))
+    task = asyncio.create_task(daemon.run(config, options))
     try:
         async with Peer(broker, [topics.hub_status(config.hub.id)]) as watcher:
             await watcher.expect(status_online(config.hub.id), timeout=10)

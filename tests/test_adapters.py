@@ -112,6 +112,16 @@ def test_climate_sensor_pressure_is_air_pressure() -> None:
     assert readings[("kitchen-leak", M.TEMPERATURE)] == 21.59
 
 
+def test_door_contact_is_inverted_to_open_is_true() -> None:
+    """An Aqara MCCGQ11LM as Zigbee2MQTT publishes it: `contact` true means the door is closed."""
+    adapter, sink = _z2m()
+    closed = b'{"battery":100,"contact":true,"linkquality":120,"voltage":3025}'
+    adapter.decode("zigbee2mqtt/Kitchen Leak", closed, 1.0)
+    assert sink.readings()[("kitchen-leak", M.CONTACT)] is False
+    adapter.decode("zigbee2mqtt/Kitchen Leak", closed.replace(b"true", b"false"), 2.0)
+    assert sink.readings()[("kitchen-leak", M.CONTACT)] is True
+
+
 def test_valve_state_and_commands() -> None:
     adapter, sink = _z2m()
     adapter.decode("zigbee2mqtt/Main Valve", b'{"state":"OFF","linkquality":120}', 1.0)

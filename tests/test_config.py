@@ -198,3 +198,54 @@ def test_rtl_433_devices_take_model_and_device_id(tmp_path: Path) -> None:
     assert misplaced.endswith(
         ":4: devices[0].device_id: `device_id` is for rtl_433 devices only (got 5)"
     )
+
+
+def test_serial_and_ble_devices_name_their_keys(tmp_path: Path) -> None:
+    ok = _write(
+        tmp_path,
+        '[[devices]]\nid = "meter"\nadapter = "modbus"\nport = "/dev/ttyUSB0"\nmodel = "SDM630"\n'
+        'unit = 2\n[[devices]]\nid = "flood"\nadapter = "xiaomi"\naddress = "54:EF:44:E0:27:BC"\n',
+        "ok.toml",
+    )
+    meter, flood = load_config(ok).devices
+    assert (meter.port, meter.model, meter.unit) == ("/dev/ttyUSB0", "SDM630", 2)
+    assert flood.address == "54:EF:44:E0:27:BC"
+    cases = {
+        '[[devices]]\nid = "m"\nadapter = "dsmr"\n': ":1: devices[0]: a dsmr device needs `port` (its serial device)",
+        '[[devices]]\nid = "m"\nadapter = "modbus"\nport = "/dev/ttyUSB0"\nmodel = "SDM72"\n': (
+            ":5: devices[0].model: a modbus device needs `model`, one of SDM120, SDM220, SDM630 "
+            "(got 'SDM72')"
+        ),
+        '[[devices]]\nid = "b"\nadapter = "bthome"\naddress = "nope"\n': (
+            ":4: devices[0].address: a bthome device needs `address`, e.g. A4:C1:38:12:34:56 "
+            "(got 'nope')"
+        ),
+        '[[devices]]\nid = "b"\nadapter = "native"\nport = "/dev/ttyS0"\n': (
+            ":4: devices[0].port: `port` is for dsmr and json_lines and modbus devices only "
+            "(got '/dev/ttyS0')"
+        ),
+        '[[devices]]\nid = "m"\nadapter = "dsmr"\nport = "/dev/ttyS0"\nrole = "siren"\n': (
+            ":5: devices[0].role: dsmr devices only report: they cannot have a role (got 'siren')"
+        ),
+    }
+    for i, (text, expected) in enumerate(cases.items()):
+        message = _error(_write(tmp_path, text, f"bad{i}.toml"))
+        assert message.endswith(expected), message
+
+
+def test_a_config_holding_a_bind_key_must_not_be_world_readable(tmp_path: Path) -> None:
+    text = (
+        '[[devices]]\nid = "flood"\nadapter = "xiaomi"\naddress = "54:EF:44:E0:27:BC"\n'
+        'bind_key = "255e6cabb39b2eddd0de992b9fee2bf2"\n'
+    )
+    path = _write(tmp_path, text, "secret.toml")
+    path.chmod(0o644)
+    message = _error(path)
+    assert message == (
+        f"{path}:5: devices[0].bind_key: this file holds a bind key and is readable by everyone; "
+        f"run: chmod o-rwx {path}"
+    )
+    assert "255e6cab" not in message
+    path.chmod(0o640)
+    assert load_config(path).devices[0].bind_key == "255e6cabb39b2eddd0de992b9fee2bf2"
+    assert "255e6cab" not in repr(load_config(path))

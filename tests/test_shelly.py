@@ -133,6 +133,7 @@ def test_switch_status_as_a_water_valve() -> None:
         Reading("main-valve", M.CURRENT, 0.0, 10.0),
         Reading("main-valve", M.ENERGY, 0.134 / 1000, 10.0),  # Wh → kWh
         Reading("main-valve", M.TEMPERATURE, 49.5, 10.0),
+        Reading("main-valve", M.PROBLEM, False, 10.0),  # a whole status without `errors`
     ]
     assert sink.refused == []
 
@@ -147,6 +148,7 @@ def test_switch_status_as_a_plain_switch() -> None:
         Reading("heater", M.CURRENT, 0.048, 3.0),
         Reading("heater", M.ENERGY, 1.234567, 3.0),
         Reading("heater", M.TEMPERATURE, 41.6, 3.0),
+        Reading("heater", M.PROBLEM, False, 3.0),
     ]
 
 
@@ -154,7 +156,10 @@ def test_second_channel_and_unconfigured_channels() -> None:
     adapter, sink = _shelly()
     adapter.decode(f"{PRO}/status/switch:1", b'{"id":1,"source":"init","output":true}', 1.0)
     adapter.decode(f"{PLUS}/status/switch:1", SWITCH_STATUS, 2.0)  # nobody configured channel 1
-    assert sink.events == [Reading("hall-siren", M.SWITCH, True, 1.0)]
+    assert sink.events == [
+        Reading("hall-siren", M.SWITCH, True, 1.0),
+        Reading("hall-siren", M.PROBLEM, False, 1.0),
+    ]
     assert sink.refused == []
 
 
@@ -194,6 +199,7 @@ def test_notifications_partial_full_and_events() -> None:
         Reading("hall-siren", M.POWER, 5.12, 1.0),
         Reading("main-valve", M.VALVE, "open", 3.0),
         Reading("main-valve", M.POWER, 0.0, 3.0),
+        Reading("main-valve", M.PROBLEM, False, 3.0),  # NotifyFullStatus: a whole status
     ]
     assert sink.refused == []
 
@@ -209,13 +215,16 @@ def test_energy_meters() -> None:
         Reading("mains", M.VOLTAGE, 236.1, 1.0),  # phase A
         Reading("mains", M.CURRENT, 11.086, 1.0),
         Reading("mains", M.POWER, 715.511, 1.0),
+        Reading("mains", M.PROBLEM, False, 1.0),
         Reading("fridge", M.VOLTAGE, 235.2, 2.0),
         Reading("fridge", M.CURRENT, 0.311, 2.0),
         Reading("fridge", M.POWER, 48.3, 2.0),
         Reading("fridge", M.ENERGY, 0.011679, 2.0),
+        Reading("fridge", M.PROBLEM, False, 2.0),
         Reading("hall-siren", M.CURRENT, 2.598, 3.0),
         Reading("hall-siren", M.VOLTAGE, 234.9, 3.0),
         Reading("hall-siren", M.POWER, 501.8, 3.0),
+        Reading("hall-siren", M.PROBLEM, False, 3.0),
     ]
     assert sink.refused == []
 
@@ -302,6 +311,7 @@ def test_read_back_through_the_rpc_response() -> None:
         Reading("main-valve", M.CURRENT, 0.0, 5.0),
         Reading("main-valve", M.ENERGY, 0.000134, 5.0),
         Reading("main-valve", M.TEMPERATURE, 49.5, 5.0),
+        Reading("main-valve", M.PROBLEM, False, 5.0),
     ]
     # The same answer again (a QoS 1 duplicate) and answers to requests we never sent: nothing.
     adapter.decode("homeguard-hub/rpc", json.dumps(reply).encode(), 6.0)
@@ -314,7 +324,7 @@ def test_read_back_through_the_rpc_response() -> None:
         json.dumps({"id": set_id, "src": PLUS, "result": {"was_on": True}}).encode(),
         8.0,
     )
-    assert len(sink.events) == 6
+    assert len(sink.events) == 7
     assert sink.refused == []
 
 
@@ -414,7 +424,7 @@ def test_huge_integers_are_out_of_range_not_a_crash() -> None:
     huge = "9" * 400
     payload = f'{{"apower":{huge},"aenergy":{{"total":{huge}}}}}'.encode()
     adapter.decode(f"{PLUS}/status/switch:0", payload, 1.0)
-    assert sink.events == []
+    assert sink.events == [Reading("main-valve", M.PROBLEM, False, 1.0)]
     assert sink.refused == [
         ("main-valve", BadInputReason.OUT_OF_RANGE),
         ("main-valve", BadInputReason.OUT_OF_RANGE),
@@ -550,3 +560,140 @@ def test_random_json_raises_only_bad_input(
     payload = json.dumps(value).encode()
     _decode_only_bad_input(f"{PLUS}/{suffix}", payload)
     _decode_only_bad_input("homeguard-hub/rpc", payload)
+
+
+# -- protection errors as `problem` readings -------------------------------------------------------
+
+# A Shelly 1PM Mini Gen3 as published over MQTT, captured in ioBroker.shelly's debug log (issue
+# iobroker-community-adapters/ioBroker.shelly#1592): a NotifyStatus power delta on `events/rpc`,
+# then the whole `status/switch:0` the device sent 7 ms later.
+MINI = "shelly1pmminig3-5432044edbc0"
+MINI_DELTA = (
+    b'{"src":"shelly1pmminig3-5432044edbc0","dst":"shelly1pmminig3-5432044edbc0/events",'
+    b'"method":"NotifyStatus","params":{"ts":1788945292.88,"switch:0":{"apower":11.5,'
+    b'"current":0.071}}}'
+)
+MINI_STATUS = (
+    b'{"id":0,"source":"MQTT","tag":null, "output":true, "apower":11.5, "voltage":240.3, '
+    b'"freq":50.0, "current":0.073, "aenergy":{"total":152669.987,"by_minute":[0.000,0.000,0.000],'
+    b'"minute_ts":1788945240}, "ret_aenergy":{"total":0.000,"by_minute":[0.000,0.000,0.000],'
+    b'"minute_ts":1788945240},"counts":{"on_time":44340,"on_time_rst_ts":0,"switch_on":539,'
+    b'"switch_on_rst_ts":0,"on_above_thr":0,"on_above_thr_rst_ts":0},'
+    b'"temperature":{"tC":55.0, "tF":131.0}}'
+)
+
+
+def _notify(prefix: str, component: str, status: dict[str, object]) -> bytes:
+    """A NotifyStatus frame in the documented shape (gen2/General/Notifications)."""
+    body = {
+        "src": prefix,
+        "dst": f"{prefix}/events",
+        "method": "NotifyStatus",
+        "params": {"ts": 1700000100.5, component: status},
+    }
+    return json.dumps(body).encode()
+
+
+def _problems(sink: Sink) -> list[tuple[str, object, float]]:
+    return [
+        (e.device_id, e.value, e.at)
+        for e in sink.events
+        if isinstance(e, Reading) and e.measurement is M.PROBLEM
+    ]
+
+
+def test_a_whole_status_says_problem_false_a_delta_says_nothing() -> None:
+    sink = Sink()
+    adapter = ShellyAdapter([DeviceConfig(id="boiler", adapter="shelly", name=MINI)], sink, 65536)
+    adapter.decode(f"{MINI}/events/rpc", MINI_DELTA, 1.0)  # carries apower, yet is a delta
+    adapter.decode(f"{MINI}/status/switch:0", MINI_STATUS, 1.007)
+    assert sink.events == [
+        Reading("boiler", M.POWER, 11.5, 1.0),
+        Reading("boiler", M.CURRENT, 0.071, 1.0),
+        Reading("boiler", M.SWITCH, True, 1.007),
+        Reading("boiler", M.POWER, 11.5, 1.007),
+        Reading("boiler", M.VOLTAGE, 240.3, 1.007),
+        Reading("boiler", M.CURRENT, 0.073, 1.007),
+        Reading("boiler", M.ENERGY, 152.669987, 1.007),
+        Reading("boiler", M.TEMPERATURE, 55.0, 1.007),
+        Reading("boiler", M.PROBLEM, False, 1.007),
+    ]
+    assert sink.refused == []
+
+
+def test_protection_errors_are_a_problem_while_they_last() -> None:
+    adapter, sink = _shelly()
+    # The errors list is Switch's documented status field ("overtemp", "overpower", "overvoltage",
+    # "undervoltage"); the values around it are by hand, in the shape of SWITCH_ON.
+    tripped = {**json.loads(SWITCH_ON), "output": False, "apower": 0, "errors": ["overpower"]}
+    adapter.decode(f"{PRO}/status/switch:0", json.dumps(tripped).encode(), 1.0)
+    # NotifyStatus deltas: power alone says nothing about the errors...
+    adapter.decode(f"{PRO}/events/rpc", _notify(PRO, "switch:0", {"id": 0, "apower": 0}), 2.0)
+    # ...a new list replaces the old one...
+    adapter.decode(
+        f"{PRO}/events/rpc",
+        _notify(PRO, "switch:0", {"id": 0, "errors": ["overtemp", "overpower"]}),
+        3.0,
+    )
+    # ...and a key that disappeared comes as null (gen2/General/Notifications): cleared.
+    adapter.decode(f"{PRO}/events/rpc", _notify(PRO, "switch:0", {"id": 0, "errors": None}), 4.0)
+    adapter.decode(
+        f"{PRO}/events/rpc", _notify(PRO, "switch:0", {"id": 0, "errors": ["overvoltage"]}), 5.0
+    )
+    adapter.decode(f"{PRO}/events/rpc", _notify(PRO, "switch:0", {"id": 0, "errors": []}), 6.0)
+    adapter.decode(f"{PRO}/status/switch:0", json.dumps(tripped).encode(), 7.0)
+    adapter.decode(f"{PRO}/status/switch:0", SWITCH_ON, 8.0)  # whole, without `errors`: cleared
+    assert _problems(sink) == [
+        ("heater", True, 1.0),
+        ("heater", True, 3.0),
+        ("heater", False, 4.0),
+        ("heater", True, 5.0),
+        ("heater", False, 6.0),
+        ("heater", True, 7.0),
+        ("heater", False, 8.0),
+    ]
+    assert sink.refused == []
+
+
+@pytest.mark.parametrize(
+    ("topic", "status", "device_id"),
+    [
+        # error names by hand, in the documented `errors` field of each component
+        (f"{PM}/status/pm1:0", {**json.loads(PM1_STATUS), "errors": ["overcurrent"]}, "fridge"),
+        (f"{EM3}/status/em:0", {**json.loads(EM_STATUS), "errors": ["phase_sequence"]}, "mains"),
+        (f"{PRO}/status/em1:1", {**json.loads(EM1_STATUS), "errors": ["out_of_range"]}, "hall-siren"),
+    ],
+)  # fmt: skip
+def test_meter_errors_are_problems_too(
+    topic: str, status: dict[str, object], device_id: str
+) -> None:
+    adapter, sink = _shelly()
+    adapter.decode(topic, json.dumps(status).encode(), 1.0)
+    assert _problems(sink) == [(device_id, True, 1.0)]
+    assert sink.refused == []
+
+
+def test_errors_in_a_full_status_notification_and_a_get_status_reply() -> None:
+    adapter, sink = _shelly()
+    full = {
+        "src": PLUS,
+        "dst": f"{PLUS}/events",
+        "method": "NotifyFullStatus",
+        "params": {"ts": 1.0, "switch:0": {"id": 0, "output": False, "errors": ["overtemp"]}},
+    }
+    adapter.decode(f"{PLUS}/events/rpc", json.dumps(full).encode(), 1.0)
+    (request,) = adapter.encode(Command("c1", "main-valve", CommandAction.READ_STATE, 1.0))
+    reply = {"id": json.loads(request.payload)["id"], "src": PLUS, "result": {"output": False}}
+    adapter.decode("homeguard-hub/rpc", json.dumps(reply).encode(), 2.0)
+    assert _problems(sink) == [("main-valve", True, 1.0), ("main-valve", False, 2.0)]
+
+
+def test_errors_of_the_wrong_shape_are_refused_not_a_problem() -> None:
+    adapter, sink = _shelly()
+    adapter.decode(f"{PRO}/events/rpc", _notify(PRO, "switch:0", {"errors": "overtemp"}), 1.0)
+    adapter.decode(f"{PRO}/events/rpc", _notify(PRO, "switch:0", {"errors": [1, 2]}), 2.0)
+    assert _problems(sink) == []
+    assert sink.refused == [
+        ("heater", BadInputReason.WRONG_TYPE),
+        ("heater", BadInputReason.WRONG_TYPE),
+    ]

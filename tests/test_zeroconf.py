@@ -24,8 +24,8 @@ from zeroconf import ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from hub.backoff import Backoff
+from hub.broker_locate import locate_broker
 from hub.config import MqttSection, TlsSection
-from hub.daemon import locate_broker
 from hub.zeroconf_mdns import (
     HUB_TYPE,
     MQTT_TYPE,

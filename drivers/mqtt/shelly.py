@@ -27,8 +27,17 @@ message. After `Switch.Set` the device also publishes `status/switch:N`, the usu
 Status fields: `output` → `switch` (or `valve` `open`/`closed` for role `water_valve`), `apower` /
 `act_power` / `total_act_power` → `power` (W), `voltage` / `a_voltage` → `voltage` (V), `current` /
 `total_current` → `current` (A), `aenergy.total` (Wh) → `energy` (kWh), `temperature.tC` →
-`temperature` (°C). The device's protection `errors` (`overtemp`, `overpower`, `overvoltage`...)
-have no measurement in the vocabulary yet: each is logged at WARNING once while it lasts.
+`temperature` (°C).
+
+Protection errors: a component's `errors` (`overpower`, `overtemp`, `overvoltage`, `undervoltage`,
+`overcurrent`...; the relay is switched off while one lasts) become `problem` readings — `True`
+while the list is non-empty (each error is also logged at WARNING once while it lasts), `False`
+when it is empty or `null` (NotifyStatus sends a key that disappeared as `null`). A status without
+`errors` means "no errors" only when it is a whole status: `status/<component>`, `NotifyFullStatus`
+and a `Switch.GetStatus` result. A `NotifyStatus` is a delta that carries only what changed — a
+power delta `{"apower": 11.5, "current": 0.071}` says nothing about errors — so it gives `problem`
+only when it names `errors`. (Whether a status is whole is told by where it came from, not by its
+fields: a delta carries `output` or `apower` as often as a whole status does.)
 """
 
 from __future__ import annotations
@@ -248,13 +257,18 @@ class ShellyAdapter:
                     if celsius is not None:  # null while the sensor has no valid value
                         reading(Measurement.TEMPERATURE, celsius)
                 elif key == "errors":
-                    self._errors(channel, f"{kind}:{channel.channel}", raw)
+                    reading(
+                        Measurement.PROBLEM, self._errors(channel, f"{kind}:{channel.channel}", raw)
+                    )
             except BadInputError as err:
                 self._sink.refuse(channel.id, err)
         if full and "errors" not in status:  # Shelly lists `errors` only while there are some
-            self._errors(channel, f"{kind}:{channel.channel}", [])
+            reading(Measurement.PROBLEM, self._errors(channel, f"{kind}:{channel.channel}", []))
 
-    def _errors(self, channel: _Channel, component: str, raw: object) -> None:
+    def _errors(self, channel: _Channel, component: str, raw: object) -> bool:
+        """Whether the component reports protection errors now (logging those that are new)."""
+        if raw is None:  # a NotifyStatus naming a key that disappeared: the errors are gone
+            raw = []
         if not isinstance(raw, list) or not all(isinstance(e, str) for e in raw):
             raise BadInputError(
                 BadInputReason.WRONG_TYPE, f"errors must be a list of strings, got {raw!r:.60}"
@@ -271,6 +285,7 @@ class ShellyAdapter:
         for error in sorted(channel.errors - current):
             log.info("shelly %s %s: error %r cleared", channel.id, component, error)
         channel.errors = current
+        return bool(current)
 
     def _reply(self, payload: bytes, at: float) -> None:
         frame = parse_object(payload, self._max)

@@ -208,7 +208,13 @@ class Zigbee2MqttAdapter:
 
 
 def _scale(device: _Device, key: str, raw: Any, data: dict[str, Any]) -> Any:
-    """Battery devices report `voltage` in mV (their exposes say so); the vocabulary is volts."""
+    """Battery devices report `voltage` in mV (their exposes say so); the vocabulary is volts.
+
+    Zigbee2MQTT's `contact` is true when the contact is made (door closed); the vocabulary's
+    `contact` is true when open (the active state), so it is inverted here.
+    """
+    if key == "contact" and isinstance(raw, bool):
+        return not raw
     is_number = isinstance(raw, int | float) and not isinstance(raw, bool)
     if (
         key == "voltage"

@@ -1,0 +1,128 @@
+"""Builds the feature services from the configuration, for the composition root (`hub.daemon`).
+
+Each builder knows which drivers a configuration needs and how they are told apart; the heavy ones
+(BLE pulls in bleak, serial pulls in pymodbus, the models pull in onnxruntime) are imported only
+when a configured device or section asks for them, so a hub pays in memory only for what it uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from drivers.mqtt.adapter import Adapter, BusSink, Sink
+from drivers.mqtt.ha_discovery import HomeAssistantAdapter
+from drivers.mqtt.native import NativeAdapter
+from drivers.mqtt.rtl433 import Rtl433Adapter
+from drivers.mqtt.service import BROKER_BRIDGE_ID
+from drivers.mqtt.shelly import ShellyAdapter
+from drivers.mqtt.tasmota import TasmotaAdapter
+from drivers.mqtt.zigbee2mqtt import BRIDGE_DEVICE_ID, Zigbee2MqttAdapter
+from hub.bad_input import BadInputLog
+from hub.bus import Bus
+from hub.clock import Clock
+from hub.config import BLE_ADAPTERS, Config, DeviceConfig
+from hub.liveness import DeviceProfile, LivenessTracker
+from hub.liveness_service import LivenessService
+from hub.store import DbWorker
+from rules.water_leak import Place, WaterLeakProtocol
+
+if TYPE_CHECKING:
+    from drivers.ble import BleService
+
+#: rtl_433 says nothing about itself: it is down when all of its devices are silent.
+RTL_433_BRIDGE_ID = "rtl_433"
+_MAINS_ADAPTERS = frozenset({"shelly", "tasmota", "modbus", "dsmr", "json_lines"})
+
+
+def mqtt_adapters(config: Config, sink: Sink, subscribe: Callable[[str], None]) -> list[Adapter]:
+    """Every MQTT adapter; `subscribe` adds a topic filter on the live connection (discovery)."""
+    devices, max_payload = config.devices, config.mqtt.max_payload_bytes
+    native: list[Adapter] = [
+        NativeAdapter(devices, sink, max_payload),
+        Zigbee2MqttAdapter(devices, sink, max_payload, config.zigbee2mqtt.base_topic),
+        ShellyAdapter(devices, sink, max_payload, src=f"homeguard-{config.hub.id}"),
+        TasmotaAdapter(devices, sink, max_payload),
+        Rtl433Adapter(devices, sink, max_payload),
+    ]
+    # Last: a topic goes to the first adapter that owns it, and discovery only learns what no
+    # other adapter claims (Zigbee2MQTT and Tasmota announce their devices this way too).
+    discovery = HomeAssistantAdapter(
+        devices,
+        sink,
+        max_payload,
+        subscribe=subscribe,
+        claimed=lambda topic: any(a.owns(topic) for a in native),
+    )
+    return [*native, discovery]
+
+
+def water_leak_protocol(config: Config, bus: Bus, clock: Clock) -> WaterLeakProtocol:
+    places = {d.id: Place(d.id, d.native_name, d.location) for d in config.devices}
+    return WaterLeakProtocol(
+        bus=bus,
+        clock=clock,
+        valves=[places[d.id] for d in config.devices if d.role == "water_valve"],
+        sirens=[places[d.id] for d in config.devices if d.role == "siren"],
+        places=places,
+        confirm_timeout_s=config.leak.confirm_timeout_s,
+        retries=config.leak.retries,
+    )
+
+
+def liveness_service(config: Config, bus: Bus, db: DbWorker, clock: Clock) -> LivenessService:
+    ble_adapter = config.ble.adapter
+    return LivenessService(
+        bus=bus,
+        db=db,
+        clock=clock,
+        tracker=LivenessTracker(
+            {d.id: _liveness_profile(d, ble_adapter) for d in config.devices},
+            start=clock.now(),
+            multiple=config.liveness.multiple,
+            battery_low_pct=config.liveness.battery_low_pct,
+            inferred_bridges=frozenset({RTL_433_BRIDGE_ID}),
+        ),
+        discovered_profile=lambda adapter: DeviceProfile(bridges=_bridges(adapter, ble_adapter)),
+        interval_s=config.liveness.check_interval_s,
+    )
+
+
+def _bridges(adapter: str, ble_adapter: str) -> tuple[str, ...]:
+    """What a device of `adapter` is heard through, outermost first (see `hub.liveness`)."""
+    if adapter in BLE_ADAPTERS:
+        from drivers.ble import bridge_id  # only where BLE runs: it imports bleak
+
+        return (bridge_id(ble_adapter),)
+    if adapter == "zigbee2mqtt":
+        return (BROKER_BRIDGE_ID, BRIDGE_DEVICE_ID)
+    if adapter == "rtl_433":
+        return (BROKER_BRIDGE_ID, RTL_433_BRIDGE_ID)
+    return (BROKER_BRIDGE_ID,)
+
+
+def _liveness_profile(device: DeviceConfig, ble_adapter: str) -> DeviceProfile:
+    return DeviceProfile(
+        bridges=_bridges(device.adapter, ble_adapter),
+        mains=device.adapter in _MAINS_ADAPTERS,
+        critical=device.role is not None,
+    )
+
+
+def wants_ble(config: Config, replay: Path | None) -> bool:
+    return replay is not None or any(d.adapter in BLE_ADAPTERS for d in config.devices)
+
+
+def ble_service(
+    config: Config, replay: Path | None, clock: Clock, bus: Bus, bad_input: BadInputLog
+) -> BleService:
+    """The Bluetooth adapter's adverts, or those of a recording (`run --ble-replay FILE`)."""
+    from drivers.ble import BleakSource, BleService, ReplaySource
+
+    source = (
+        ReplaySource(replay, adapter=config.ble.adapter)
+        if replay is not None
+        else BleakSource(clock, adapter=config.ble.adapter, passive=config.ble.passive)
+    )
+    return BleService(config.devices, BusSink(bus, bad_input, source="ble"), clock, source)
