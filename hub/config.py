@@ -330,6 +330,32 @@ class Config(_Section):
             names.add((d.adapter, d.native_name))
         return self
 
+    @model_validator(mode="after")
+    def _serial_ports(self) -> Config:
+        """One protocol per port; one DSMR meter or JSON board per port; Modbus meters sharing a
+        bus agree on its line settings and have distinct unit addresses."""
+        first: dict[str, DeviceConfig] = {}
+        units: dict[tuple[str, int], str] = {}
+        for i, d in enumerate(self.devices):
+            if d.port is None:
+                continue
+            other = first.setdefault(d.port, d)
+            if other is not d:
+                if other.adapter != d.adapter or d.adapter != "modbus":
+                    raise _DeviceError(
+                        i, "port", f"{d.port} is already {other.id}'s ({other.adapter}) port"
+                    )
+                if (d.baudrate, d.parity) != (other.baudrate, other.parity):
+                    raise _DeviceError(
+                        i, "port", f"meters on {d.port} must share {other.id}'s baudrate and parity"
+                    )
+            unit = d.unit or 1
+            if d.adapter == "modbus" and units.setdefault((d.port, unit), d.id) != d.id:
+                raise _DeviceError(
+                    i, "unit", f"unit {unit} on {d.port} is already {units[(d.port, unit)]}"
+                )
+        return self
+
     def device(self, device_id: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.id == device_id), None)
 

@@ -173,6 +173,8 @@ def _optional(
     jobs: dict[str, Coroutine[Any, Any, None]] = {}
     if options.live or options.simulate is not None:
         jobs["live-view"] = LiveView(bus).run()
+    if wiring.wants_serial(config):
+        jobs["serial"] = wiring.serial_service(config, clock, bus, bad_input).run()
     if wiring.wants_ble(config, options.ble_replay):
         jobs["ble"] = wiring.ble_service(config, options.ble_replay, clock, bus, bad_input).run()
     if config.zeroconf.announce:

@@ -33,7 +33,7 @@ class LivenessService:
         db: DbWorker,
         clock: Clock,
         tracker: LivenessTracker,
-        discovered_profile: Callable[[str], DeviceProfile],
+        discovered_profile: Callable[[DeviceDiscovered], DeviceProfile],
         interval_s: float = 30.0,
     ) -> None:
         self._bus = bus
@@ -47,7 +47,7 @@ class LivenessService:
         bus.handle(Availability, lambda a: tracker.availability(a.device_id, a.online, a.at))
         bus.handle(
             DeviceDiscovered,
-            lambda d: tracker.add(d.device_id, discovered_profile(d.adapter), d.at),
+            lambda d: tracker.add(d.device_id, discovered_profile(d), d.at),
         )
 
     async def run(self) -> None:

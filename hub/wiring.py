@@ -22,7 +22,8 @@ from drivers.mqtt.zigbee2mqtt import BRIDGE_DEVICE_ID, Zigbee2MqttAdapter
 from hub.bad_input import BadInputLog
 from hub.bus import Bus
 from hub.clock import Clock
-from hub.config import BLE_ADAPTERS, Config, DeviceConfig
+from hub.config import BLE_ADAPTERS, SERIAL_ADAPTERS, Config, DeviceConfig
+from hub.events import DeviceDiscovered
 from hub.liveness import DeviceProfile, LivenessTracker
 from hub.liveness_service import LivenessService
 from hub.store import DbWorker
@@ -30,6 +31,7 @@ from rules.water_leak import Place, WaterLeakProtocol
 
 if TYPE_CHECKING:
     from drivers.ble import BleService
+    from drivers.serial.service import SerialService
 
 #: rtl_433 says nothing about itself: it is down when all of its devices are silent.
 RTL_433_BRIDGE_ID = "rtl_433"
@@ -84,17 +86,21 @@ def liveness_service(config: Config, bus: Bus, db: DbWorker, clock: Clock) -> Li
             battery_low_pct=config.liveness.battery_low_pct,
             inferred_bridges=frozenset({RTL_433_BRIDGE_ID}),
         ),
-        discovered_profile=lambda adapter: DeviceProfile(bridges=_bridges(adapter, ble_adapter)),
+        discovered_profile=lambda event: _discovered_profile(config, event),
         interval_s=config.liveness.check_interval_s,
     )
 
 
-def _bridges(adapter: str, ble_adapter: str) -> tuple[str, ...]:
+def _bridges(adapter: str, ble_adapter: str, port: str | None = None) -> tuple[str, ...]:
     """What a device of `adapter` is heard through, outermost first (see `hub.liveness`)."""
     if adapter in BLE_ADAPTERS:
         from drivers.ble import bridge_id  # only where BLE runs: it imports bleak
 
         return (bridge_id(ble_adapter),)
+    if adapter in SERIAL_ADAPTERS:
+        from drivers.serial import bridge_id as serial_bridge
+
+        return (serial_bridge(port),) if port is not None else ()
     if adapter == "zigbee2mqtt":
         return (BROKER_BRIDGE_ID, BRIDGE_DEVICE_ID)
     if adapter == "rtl_433":
@@ -102,12 +108,35 @@ def _bridges(adapter: str, ble_adapter: str) -> tuple[str, ...]:
     return (BROKER_BRIDGE_ID,)
 
 
+def _discovered_profile(config: Config, event: DeviceDiscovered) -> DeviceProfile:
+    """A discovered device: a serial meter's phase (`<id>-l1`) is heard through its meter's port."""
+    port = next(
+        (d.port for d in config.devices if d.port and event.device_id.startswith(f"{d.id}-l")),
+        None,
+    )
+    return DeviceProfile(
+        bridges=_bridges(event.adapter, config.ble.adapter, port),
+        mains=event.adapter in _MAINS_ADAPTERS,
+    )
+
+
 def _liveness_profile(device: DeviceConfig, ble_adapter: str) -> DeviceProfile:
     return DeviceProfile(
-        bridges=_bridges(device.adapter, ble_adapter),
+        bridges=_bridges(device.adapter, ble_adapter, device.port),
         mains=device.adapter in _MAINS_ADAPTERS,
         critical=device.role is not None,
     )
+
+
+def serial_service(config: Config, clock: Clock, bus: Bus, bad_input: BadInputLog) -> SerialService:
+    """Modbus meters, DSMR P1 meters and JSON-lines boards, one task per serial port."""
+    from drivers.serial.service import SerialService
+
+    return SerialService(config.devices, BusSink(bus, bad_input, source="serial"), clock)
+
+
+def wants_serial(config: Config) -> bool:
+    return any(d.adapter in SERIAL_ADAPTERS for d in config.devices)
 
 
 def wants_ble(config: Config, replay: Path | None) -> bool:

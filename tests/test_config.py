@@ -249,3 +249,28 @@ def test_a_config_holding_a_bind_key_must_not_be_world_readable(tmp_path: Path) 
     path.chmod(0o640)
     assert load_config(path).devices[0].bind_key == "255e6cabb39b2eddd0de992b9fee2bf2"
     assert "255e6cab" not in repr(load_config(path))
+
+
+def test_serial_ports_are_shared_only_by_modbus_meters_that_agree(tmp_path: Path) -> None:
+    meter = '[[devices]]\nid = "{id}"\nadapter = "{adapter}"\nport = "/dev/ttyUSB0"\n'
+    sdm = 'model = "SDM120"\n'
+    two_meters = (
+        meter.format(id="a", adapter="modbus") + sdm + "unit = 1\n"
+        + meter.format(id="b", adapter="modbus") + sdm + "unit = 2\n"
+    )  # fmt: skip
+    assert len(load_config(_write(tmp_path, two_meters, "ok.toml")).devices) == 2
+    cases = {
+        meter.format(id="a", adapter="dsmr") + meter.format(id="b", adapter="dsmr"): (
+            ":8: devices[1].port: /dev/ttyUSB0 is already a's (dsmr) port"
+        ),
+        meter.format(id="a", adapter="modbus") + sdm + meter.format(id="b", adapter="modbus") + sdm: (
+            ":6: devices[1].unit: unit 1 on /dev/ttyUSB0 is already a"
+        ),
+        meter.format(id="a", adapter="modbus") + sdm + meter.format(id="b", adapter="modbus") + sdm
+        + "unit = 2\nbaudrate = 2400\n": (
+            ":9: devices[1].port: meters on /dev/ttyUSB0 must share a's baudrate and parity"
+        ),
+    }  # fmt: skip
+    for i, (text, expected) in enumerate(cases.items()):
+        message = _error(_write(tmp_path, text, f"bad{i}.toml"))
+        assert message.endswith(expected), message

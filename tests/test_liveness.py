@@ -168,7 +168,7 @@ class _Hub:
             db=db,
             clock=clock,
             tracker=tracker,
-            discovered_profile=lambda _: DeviceProfile(),
+            discovered_profile=lambda _event: DeviceProfile(),
         )
         self.changes = bus.subscribe("test-health", (HealthChanged,))
         self.written = bus.subscribe("test-incidents", (IncidentChanged,))
