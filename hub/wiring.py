@@ -68,6 +68,7 @@ def water_leak_protocol(config: Config, bus: Bus, clock: Clock) -> WaterLeakProt
         valves=[places[d.id] for d in config.devices if d.role == "water_valve"],
         sirens=[places[d.id] for d in config.devices if d.role == "siren"],
         places=places,
+        power_cuts=[places[d.id] for d in config.devices if d.role == "power_cut"],
         confirm_timeout_s=config.leak.confirm_timeout_s,
         retries=config.leak.retries,
     )

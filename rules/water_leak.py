@@ -4,12 +4,17 @@ Order is the point: the close commands leave on the bus in the same step that se
 reading, before the incident is written. Then each valve's close is confirmed by its own report
 (asked for with READ_STATE, resent up to `retries` times); a valve that will not close escalates:
 severity stays critical, every siren sounds, and the incident says so. The hub never opens a valve.
+
+Water and electricity: a `power_cut` relay whose `location` is the wet sensor's location is
+switched off right after the valves, with the same confirm, retry and escalation; the hub never
+switches one back on (a person does, once the place is dry).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hub.bus import Bus
@@ -38,6 +43,10 @@ PLAN_NO_VALVE = "No automatic shut-off valve is set up: close the main water val
 PLAN_VALVE_FAILED = (
     "The water valve did NOT confirm it closed: close the main water valve by hand now."
 )
+PLAN_POWER_CUT = "The hub switched off the electricity to {location}."
+PLAN_POWER_FAILED = (
+    "The circuit to {location} did NOT confirm it is off: switch it off at the breaker now."
+)
 PLAN_COMMON = (
     "Switch off electricity to the wet area if water is near sockets or appliances.",
     "Find the source, move valuables out of the water and photograph the damage for insurance.",
@@ -64,6 +73,7 @@ class WaterLeakProtocol:
         valves: list[Place],
         sirens: list[Place],
         places: dict[str, Place],
+        power_cuts: Sequence[Place] = (),
         confirm_timeout_s: float,
         retries: int,
     ) -> None:
@@ -71,6 +81,7 @@ class WaterLeakProtocol:
         self._clock = clock
         self._valves = valves
         self._sirens = sirens
+        self._power_cuts = power_cuts
         self._places = places
         self._tracker = StateTracker()
         self._actuator = Actuator(
@@ -78,7 +89,8 @@ class WaterLeakProtocol:
         )
         self._wet: set[str] = set()
         self._confirming: set[str] = set()
-        self._closed: set[str] = set()
+        self._closed: set[str] = set()  # valves confirmed closed, circuits confirmed off
+        self._power_failed: set[str] = set()
         self._escalated = False
         self._tg: asyncio.TaskGroup | None = None
         self._early: list[Reading] = []
@@ -111,7 +123,10 @@ class WaterLeakProtocol:
                 self._wet.discard(reading.device_id)
             return
         self._tracker.update(reading)
-        if reading.measurement is Measurement.VALVE and reading.value != ValveState.CLOSED:
+        reopened = (
+            reading.measurement is Measurement.VALVE and reading.value != ValveState.CLOSED
+        ) or (reading.measurement is Measurement.SWITCH and reading.value is True)
+        if reopened:
             self._closed.discard(reading.device_id)
 
     def _on_wet(self, reading: Reading, tg: asyncio.TaskGroup) -> None:
@@ -126,8 +141,16 @@ class WaterLeakProtocol:
                 mark = self._actuator.send(valve.id, CommandAction.CLOSE_VALVE)
                 self._confirming.add(valve.id)
                 tg.create_task(self._confirm_valve(valve, mark, tg))
-        # 2. Then the incident (the store writes it; the valves are already moving).
         place = self._place(reading.device_id)
+        # 2. Electricity off where the water is.
+        for circuit in self._power_cuts:
+            if circuit.location is None or circuit.location != place.location:
+                continue
+            if circuit.id not in self._closed and circuit.id not in self._confirming:
+                mark = self._actuator.send(circuit.id, CommandAction.CUT_POWER)
+                self._confirming.add(circuit.id)
+                tg.create_task(self._confirm_power_cut(circuit, mark, tg))
+        # 3. Then the incident (the store writes it; the valves are already moving).
         self._bus.publish(
             self._report(
                 at=reading.at,
@@ -177,6 +200,36 @@ class WaterLeakProtocol:
             for siren in self._sirens:
                 tg.create_task(self._sound(siren))
 
+    async def _confirm_power_cut(self, circuit: Place, mark: int, tg: asyncio.TaskGroup) -> None:
+        try:
+            outcome = await self._actuator.confirm(
+                circuit.id, CommandAction.CUT_POWER, mark, (Measurement.SWITCH, False)
+            )
+        finally:
+            self._confirming.discard(circuit.id)
+        failed = outcome.result is not ActionOutcome.OK
+        if failed:
+            self._power_failed.add(circuit.id)
+            _log.error("circuit %s did not switch off: %s", circuit.name, outcome.result)
+        else:
+            self._power_failed.discard(circuit.id)
+            self._closed.add(circuit.id)
+        self._bus.publish(
+            self._report(
+                at=self._clock.now(),
+                actions=(self._action(ActionKind.CUT_POWER, circuit.id, outcome),),
+                title=f"Water leak — power to {circuit.location} did not switch off"
+                if failed
+                else "",
+                response_plan=self._plan(),
+                escalated=failed,
+            )
+        )
+        if failed and not self._escalated:
+            self._escalated = True
+            for siren in self._sirens:
+                tg.create_task(self._sound(siren))
+
     async def _sound(self, siren: Place) -> None:
         mark = self._actuator.send(siren.id, CommandAction.SIREN_ON)
         outcome = await self._actuator.confirm(
@@ -205,7 +258,14 @@ class WaterLeakProtocol:
             first = PLAN_VALVES_CLOSING
         else:
             first = PLAN_VALVES_CLOSED
-        return (first, *PLAN_COMMON)
+        power = tuple(
+            (PLAN_POWER_FAILED if c.id in self._power_failed else PLAN_POWER_CUT).format(
+                location=c.location
+            )
+            for c in self._power_cuts
+            if c.id in self._power_failed or c.id in self._closed
+        )
+        return (first, *power, *PLAN_COMMON)
 
     def _action(self, kind: ActionKind, target: str, outcome: Outcome) -> IncidentAction:
         return IncidentAction(

@@ -178,3 +178,54 @@ async def test_a_tasmota_relay_as_the_water_valve(broker: Broker, tmp_path: Path
         "relay-valve",
         "ok",
     )
+
+
+async def test_water_cuts_the_power_where_it_is_and_a_stuck_circuit_escalates(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """A Shelly Plus 1PM feeds the kitchen's sockets (`power_cut`): water in the kitchen switches it
+    off (confirmed by its status); a Tasmota feeding the garage is left alone. A second run with the
+    Shelly never switching off escalates: the sirens sound and the plan says to use the breaker."""
+    shelly = "shellyplus1pm-a8032ab12345"
+    devices = [
+        {"id": "kitchen-leak", "adapter": "zigbee2mqtt", "name": LEAK, "location": "kitchen"},
+        {"id": "kitchen-sockets", "adapter": "shelly", "name": shelly, "role": "power_cut",
+         "location": "kitchen"},
+        {"id": "garage-sockets", "adapter": "tasmota", "name": "garage", "role": "power_cut",
+         "location": "garage"},
+        {"id": "hall-siren", "adapter": "zigbee2mqtt", "name": SIREN, "role": "siren"},
+    ]  # fmt: skip
+    for stuck in (False, True):
+        hub_id = f"hub-cut-{int(stuck)}"
+        config = hub_config(broker, tmp_path / hub_id, hub_id=hub_id, devices=devices)
+        filters = [f"{shelly}/rpc", "cmnd/garage/#", z2m(SIREN, "set"), f"homeguard/hub/{hub_id}/#"]
+        async with Peer(broker, filters) as peer, running_hub(config, peer):
+            start = len(peer.messages)
+            await peer.publish(z2m(LEAK), {"water_leak": True})
+            _, rpc = await peer.expect(lambda t, _p: t == f"{shelly}/rpc", start=start)
+            request = json.loads(rpc)
+            assert (request["method"], request["params"]) == ("Switch.Set", {"id": 0, "on": False})
+            output = stuck  # a stuck relay keeps reporting `output: true`
+            status = {"id": 0, "source": "MQTT", "output": output, "apower": 0.0, "voltage": 230.1}
+            await peer.publish(f"{shelly}/status/switch:0", status)
+
+            def cut(t: str, p: bytes) -> bool:
+                if "/incidents/" not in t or not p:
+                    return False
+                actions = json.loads(p)["actions"]
+                return any(a["action"] == "cut_power" and a["result"] != "pending" for a in actions)
+
+            _, body = await peer.expect(cut, start=start, timeout=10)
+            if stuck:
+                await peer.expect(lambda t, _p: t == z2m(SIREN, "set"), start=start, timeout=10)
+            assert peer.count(lambda t, _p: t.startswith("cmnd/garage/")) == 0
+        incident = json.loads(body)
+        action = next(a for a in incident["actions"] if a["action"] == "cut_power")
+        assert action["target"] == "kitchen-sockets"
+        if stuck:
+            assert action["result"] == "failed"
+            assert incident["escalated"] is True
+            assert "switch it off at the breaker" in " ".join(incident["response_plan"])
+        else:
+            assert action["result"] == "ok"
+            assert "The hub switched off the electricity to kitchen." in incident["response_plan"]
