@@ -1,4 +1,3 @@
-"""Local anomaly detection (ONNX models and their streaming state).
-
-Not built yet; tracked as issue 5. The hub runs on rules alone until it is.
+"""Local anomaly detection: ONNX models with their cards, the streaming state around them, the
+`AnomalyService` the daemon runs, and `models.detect.score_table` for whole tables (see README.md).
 """

@@ -1,0 +1,219 @@
+"""From a forecast residual and a value to an anomaly score in [0, 1]: the state after the model.
+
+Three channels, each turned into "how improbable is this" on a log scale, combined by their maximum:
+
+1. **Surprise** (the forecast): the error `|target - forecast| + level_weight * |target|` (the
+   second term: how far the reading is from the stream's running level, in spreads) over its own
+   running mean, so a noisy stream and a quiet one are judged on their own terms. The short-term
+   mean of that ratio is compared with its long-term distribution (running mean and variance);
+   the Gaussian tail probability is the **anomaly likelihood** of Ahmad et al. 2017 (Numenta's HTM
+   detector), reported on a log scale: 0.5 means a tail probability of 1e-5, 1.0 one of 1e-10.
+2. **Rarity** (density): a histogram of the stream's values over a long, slowly forgetting
+   history (`value_bins` bins over the range of the stream's first day and `warmup` readings at
+   least, widened by half on each side, plus one bin below and one above; it starts from the
+   first `warmup` values, and the rest of that stretch spread evenly over its range). A value
+   in a bin holding a tiny share of that history scores `log(share) / log(value_floor)`: a level
+   the stream has never visited is rare even when it is reached slowly enough to be forecast.
+3. **Stuck**: a run of identical values longer than `stuck_factor` times the longest run seen
+   before (and at least `stuck_min` readings) reaches 0.5: a sensor that stopped measuring.
+
+**Suppression**: after a detection (a score at or above the threshold) the stream's *event*
+score is 0 for the next `suppress` readings: one event, one detection, not a burst of repeats
+(what NAB-style scoring and `models score` report). The *level* is the score before suppression:
+what the daemon publishes, for the anomaly rule's own hysteresis and episode logic.
+
+The first `warmup` readings of a stream score 0 (its level, spread, error scale and range are
+not known yet). All state is bounded: a dozen floats, a short window, `value_bins + 2` counts.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+
+@dataclass(frozen=True, slots=True)
+class LikelihoodParams:
+    """The streaming part of a univariate model; stored in its card (`streaming`)."""
+
+    warmup: int = 300
+    threshold: float = 0.5
+    suppress: int = 150
+    level_weight: float = 0.5
+    error_span: float = 300.0
+    short_window: int = 10
+    long_span: float = 8640.0
+    value_bins: int = 32
+    value_span: float = 20_000.0
+    value_prior: float = 0.1
+    value_floor: float = 1e-8
+    value_after_s: float = 86_400.0
+    stuck_factor: float = 3.0
+    stuck_min: int = 30
+
+    @classmethod
+    def from_card(cls, data: dict[str, Any]) -> LikelihoodParams:
+        defaults = cls()
+        return cls(**{k: type(v)(data[k]) for k, v in asdict(defaults).items()})
+
+    def to_card(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Score(NamedTuple):
+    """One reading's scores: `level` before suppression, `event` after it (both in [0, 1])."""
+
+    level: float
+    event: float
+
+
+_ZERO = Score(0.0, 0.0)
+_LOG_1E10 = math.log(1e-10)
+_SQRT2 = math.sqrt(2.0)
+#: The smallest spread of the short-term means (a perfectly forecast stream is not infinitely sure).
+_MIN_STD = 0.05
+
+
+@dataclass(slots=True)
+class _Rarity:
+    """A slowly forgetting histogram of a stream's values (weights grow instead of decaying)."""
+
+    low: float
+    high: float
+    counts: array[float]
+    total: float = 0.0
+    weight: float = 1.0
+
+    def bin(self, x: float) -> int:
+        if x < self.low:
+            return 0
+        bins = len(self.counts) - 2
+        if x >= self.high:
+            return bins + 1
+        return 1 + min(bins - 1, int((x - self.low) / (self.high - self.low) * bins))
+
+    def add(self, k: int, growth: float) -> None:
+        self.counts[k] += self.weight
+        self.total += self.weight
+        self.weight *= growth
+        if self.weight > 1e100:  # renormalise now and then; ratios are unchanged
+            w = self.weight
+            self.counts = array("d", [c / w for c in self.counts])
+            self.total /= w
+            self.weight = 1.0
+
+
+@dataclass(slots=True)
+class LikelihoodState:
+    """Per-stream state of the scoring steps."""
+
+    n: int = 0
+    mae: float = 0.0
+    long_mean: float = 0.0
+    long_var: float = 0.0
+    recent: deque[float] | None = None
+    recent_sum: float = 0.0
+    quiet: int = 0
+    first: array[float] | None = field(default_factory=lambda: array("d"))  # first `warmup` values
+    first_at: float = math.nan
+    low: float = math.inf  # the range of values before the histogram starts
+    high: float = -math.inf
+    seen: int = 0
+    rarity: _Rarity | None = None
+    last_value: float = math.nan
+    run: int = 0  # readings in a row with exactly the same value
+    longest_run: int = 0  # the longest such run before the current one
+
+    def score(
+        self, p: LikelihoodParams, target: float, forecast: float, value: float, at: float
+    ) -> Score:
+        """Take in one reading; return its scores."""
+        n = self.n = self.n + 1
+        surprise = self._surprise(p, target, forecast)
+        rare = self._rarity(p, value, at)
+        stuck = self._stuck(p, value)
+        if n <= p.warmup:
+            return _ZERO
+        level = max(surprise, rare, stuck)
+        if self.quiet > 0:
+            self.quiet -= 1
+            return Score(level, 0.0)
+        if level >= p.threshold:
+            self.quiet = p.suppress
+        return Score(level, level)
+
+    def _surprise(self, p: LikelihoodParams, target: float, forecast: float) -> float:
+        err = abs(target - forecast) + p.level_weight * abs(target)
+        n = self.n
+        scale = self.mae
+        self.mae += max(1.0 / n, 1.0 / p.error_span) * (err - self.mae)
+        if n <= 2:
+            return 0.0
+        r = min(err / max(scale, 1e-3), 50.0)
+        recent = self.recent
+        if recent is None:
+            recent = self.recent = deque(maxlen=p.short_window)
+        if len(recent) == p.short_window:
+            self.recent_sum -= recent[0]
+        recent.append(r)
+        self.recent_sum += r
+        short = self.recent_sum / len(recent)
+        # The long-term distribution of the short-term means, before this one is taken in.
+        mean, std = self.long_mean, max(math.sqrt(self.long_var), _MIN_STD)
+        b = max(1.0 / (n - 2), 1.0 / p.long_span)
+        d = short - mean
+        self.long_mean += b * d
+        self.long_var = (1.0 - b) * (self.long_var + b * d * d)
+        tail = 0.5 * math.erfc((short - mean) / (std * _SQRT2))
+        return min(1.0, math.log(max(tail, 1e-10)) / _LOG_1E10)
+
+    def _rarity(self, p: LikelihoodParams, value: float, at: float) -> float:
+        rarity = self.rarity
+        if rarity is None:
+            if self.seen == 0:
+                self.first_at = at
+            self.seen += 1
+            first = self.first
+            assert first is not None
+            if len(first) < p.warmup:
+                first.append(value)
+            self.low = min(self.low, value)
+            self.high = max(self.high, value)
+            if self.seen <= p.warmup or at - self.first_at < p.value_after_s:
+                return 0.0
+            rarity = self.rarity = self._histogram(p, first)
+            self.first = None
+        k = rarity.bin(value)
+        share = (rarity.counts[k] + p.value_prior * rarity.weight) / (rarity.total + rarity.weight)
+        rarity.add(k, 1.0 / (1.0 - 1.0 / p.value_span))
+        return min(1.0, math.log(max(share, p.value_floor)) / math.log(p.value_floor))
+
+    def _stuck(self, p: LikelihoodParams, value: float) -> float:
+        if value == self.last_value:
+            self.run += 1
+        else:
+            self.longest_run = max(self.longest_run, self.run)
+            self.run = 1
+            self.last_value = value
+        limit = max(p.stuck_min, p.stuck_factor * self.longest_run)
+        return min(1.0, 0.5 * self.run / limit)
+
+    def _histogram(self, p: LikelihoodParams, first: array[float]) -> _Rarity:
+        """The histogram once the range is known: the first `warmup` values as they were, and
+        the rest of the first stretch (only its range is kept) spread evenly over that range."""
+        span = max(self.high - self.low, 1e-9)
+        bins = p.value_bins
+        rarity = _Rarity(
+            self.low - 0.5 * span, self.high + 0.5 * span, array("d", [0.0]) * (bins + 2)
+        )
+        for v in first:
+            rarity.counts[rarity.bin(v)] += 1.0
+        rest = self.seen - 1 - len(first)
+        lo, hi = rarity.bin(self.low), rarity.bin(self.high)
+        for k in range(lo, hi + 1):
+            rarity.counts[k] += rest / (hi - lo + 1)
+        rarity.total = float(self.seen - 1)
+        return rarity

@@ -1,0 +1,232 @@
+"""The daemon's anomaly service: numeric readings in, `AnomalyScore` events out.
+
+The published `score` is the detector's level (before its suppression of repeats, see
+`models.likelihood`): the anomaly rule applies its own hysteresis and episode logic to it.
+
+One subscription to `Reading` (telemetry: bounded, drops the oldest when scoring falls behind,
+counted in the bus stats). Each batch is scored off the event loop (`asyncio.to_thread`, one call
+at a time, so the per-stream state is only ever touched by one thread) with one onnxruntime
+session, loaded once at start and checked against its card's sha256. A refused model is logged
+once at WARNING and the hub runs on with its rules only (the service then discards readings).
+
+Per-stream state is bounded: at most `max_streams` streams are kept (the least recently updated
+is forgotten first) and a stream silent for `idle_s` is forgotten; each stream's state is about
+1 kB. A stream is `<device_id>/<measurement>`.
+
+Configuration (the `[anomaly]` section):
+- `model` (default `univariate`): the model streams are scored with.
+- `max_streams` (default 500): streams with state at once (about 6 kB each).
+- `queue_size` (default 20000): readings waiting for the scorer before the oldest is dropped.
+- `idle_s` (default 7 days): a stream silent this long is forgotten (it warms up again).
+- `models_dir` (default: the models shipped in the package).
+- `water` (default none): a `WaterSystemConfig` naming the devices of the home's pump loop, to
+  score them together with the `water_system` model (stream `water_system`, system
+  `water_damage`); see `models.water_service`.
+- `publish` (default `level`): `level` publishes each reading's score before the detector's
+  suppression of repeats (for a rule with its own hysteresis), `event` the score after it (one
+  detection per event, then 0 for `suppress` readings; what `models score` prints).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from pathlib import Path
+from typing import Literal
+
+from hub.bus import Bus, Overflow, Subscription
+from hub.clock import Clock
+from hub.events import AnomalyScore, Reading
+from hub.measurements import Measurement
+from models.likelihood import Score
+from models.runtime import MODELS_DIR, LoadedModel, ModelError, load
+from models.univariate import StreamState, UnivariateDetector
+from models.water import WaterDetector
+from models.water_service import WaterRows, WaterSystemConfig
+
+_log = logging.getLogger(__name__)
+
+#: The measurements scored, and the emergency type an anomaly in each would be.
+SYSTEMS: dict[Measurement, str] = {
+    Measurement.POWER: "electrical",
+    Measurement.CURRENT: "electrical",
+    Measurement.VOLTAGE: "electrical",
+    Measurement.FLOW: "water_damage",
+    Measurement.PRESSURE: "water_damage",
+    Measurement.TEMPERATURE: "hvac_failure",
+    Measurement.HUMIDITY: "hvac_failure",
+}
+
+_SWEEP_EVERY_S = 3600.0
+
+
+class AnomalyService:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        clock: Clock,
+        model: str = "univariate",
+        max_streams: int = 500,
+        queue_size: int = 20_000,
+        idle_s: float = 7 * 86_400.0,
+        models_dir: Path = MODELS_DIR,
+        publish: Literal["level", "event"] = "level",
+        water: WaterSystemConfig | None = None,
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._model_name = model
+        self._max_streams = max_streams
+        self._idle_s = idle_s
+        self._models_dir = models_dir
+        self._event = publish == "event"
+        self._water_config = water
+        self._water: WaterRows | None = None
+        self._sub: Subscription[Reading] = bus.subscribe(
+            "anomaly",
+            (Reading,),
+            maxsize=queue_size,
+            overflow=Overflow.DROP_OLDEST,
+            where=self._wanted,
+        )
+        self._streams: OrderedDict[str, tuple[StreamState, float]] = OrderedDict()
+        self._detector: UnivariateDetector | None = None
+        self._last_sweep = clock.monotonic()
+        self.problem: str | None = None
+        self.started = asyncio.Event()  # set once the model is loaded or refused
+        self.discarded = 0  # readings dropped unscored because the model was refused
+        self.scored = 0
+        self.refused = 0
+        self.forgotten = 0
+        self._warned_full = False
+
+    @property
+    def streams(self) -> int:
+        return len(self._streams)
+
+    def _wanted(self, reading: Reading) -> bool:
+        if isinstance(reading.value, bool | str):
+            return False
+        if reading.measurement in SYSTEMS:
+            return True
+        water = self._water_config
+        return water is not None and (reading.device_id, reading.measurement) in water.columns
+
+    async def run(self) -> None:
+        loaded = await asyncio.to_thread(self._load, self._model_name)
+        if loaded is not None:
+            self._detector = UnivariateDetector(loaded)
+        if self._water_config is not None:
+            water = await asyncio.to_thread(self._load, "water_system")
+            if water is not None:
+                self._water = WaterRows(self._water_config, WaterDetector(water))
+        self.started.set()
+        async for batch in self._sub.batches():
+            if self._detector is None and self._water is None:
+                self.discarded += len(batch)  # nothing scores them; the queue must not fill
+                continue
+            scores, water_scores = await asyncio.to_thread(self._score, batch)
+            self._publish(batch, scores)
+            self._publish_water(water_scores)
+
+    def _load(self, name: str) -> LoadedModel | None:
+        try:
+            loaded = load(name, self._models_dir)
+        except ModelError as err:
+            self.problem = str(err)
+            _log.warning("anomaly model refused, the hub runs on with rules only: %s", err)
+            return None
+        _log.info("anomaly model %s %s loaded", loaded.name, loaded.version)
+        return loaded
+
+    def _score(self, batch: list[Reading]) -> tuple[list[Score | None], list[tuple[float, float]]]:
+        """Runs in the worker thread: the only place stream state is read or written."""
+        detector = self._detector
+        out: list[Score | None] = [None] * len(batch)
+        if detector is not None:
+            items = []
+            where = []
+            for i, r in enumerate(batch):
+                if r.measurement in SYSTEMS:
+                    state = self._state(f"{r.device_id}/{r.measurement.value}", r.at)
+                    items.append((state, r.at, float(r.value)))
+                    where.append(i)
+            for i, score in zip(where, detector.score_batch(items), strict=True):
+                out[i] = score
+                if score is None:
+                    self.refused += 1
+            self._sweep()
+        water = self._water
+        return out, ([] if water is None else water.score(batch))
+
+    def _state(self, stream: str, at: float) -> StreamState:
+        streams = self._streams
+        entry = streams.get(stream)
+        if entry is not None:
+            streams.move_to_end(stream)
+            streams[stream] = (entry[0], at)
+            return entry[0]
+        if len(streams) >= self._max_streams:
+            streams.popitem(last=False)
+            self.forgotten += 1
+            if not self._warned_full:
+                self._warned_full = True
+                _log.warning(
+                    "anomaly scoring holds %d streams, its limit; the least recent are forgotten",
+                    self._max_streams,
+                )
+        state = StreamState()
+        streams[stream] = (state, at)
+        return state
+
+    def _sweep(self) -> None:
+        now = self._clock.monotonic()
+        if now - self._last_sweep < _SWEEP_EVERY_S:
+            return
+        self._last_sweep = now
+        cutoff = self._clock.now() - self._idle_s
+        idle = [k for k, (_, at) in self._streams.items() if at < cutoff]
+        for k in idle:
+            del self._streams[k]
+        self.forgotten += len(idle)
+
+    def _publish_water(self, scores: list[tuple[float, float]]) -> None:
+        water = self._water
+        if water is None:
+            return
+        model = water.detector.model
+        for at, score in scores:
+            self._bus.publish(
+                AnomalyScore(
+                    stream=water.config.name,
+                    system="water_damage",
+                    model=model.name,
+                    model_version=model.version,
+                    score=score,
+                    threshold=water.detector.threshold,
+                    at=at,
+                )
+            )
+
+    def _publish(self, batch: list[Reading], scores: list[Score | None]) -> None:
+        detector = self._detector
+        if detector is None:
+            return
+        model = detector.model
+        for r, score in zip(batch, scores, strict=True):
+            if score is None:
+                continue
+            self.scored += 1
+            self._bus.publish(
+                AnomalyScore(
+                    stream=f"{r.device_id}/{r.measurement.value}",
+                    system=SYSTEMS[r.measurement],
+                    model=model.name,
+                    model_version=model.version,
+                    score=score.event if self._event else score.level,
+                    threshold=detector.threshold,
+                    at=r.at,
+                )
+            )

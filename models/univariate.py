@@ -1,0 +1,66 @@
+"""The univariate streaming detector: shared features -> ONNX forecaster -> likelihood score.
+
+Works on any numeric stream with no per-home training: the features normalise each stream by its
+own running level and spread and learn its daily profile online; the ONNX graph (a small MLP,
+trained on synthetic household streams) forecasts the next normalised value; the likelihood step
+(`models.likelihood`) turns residuals into a score in [0, 1].
+
+Scoring is batched: for a batch of readings (of one stream or many) the feature rows are built
+first, the model runs once on all of them, then each residual is scored in order. This is exact,
+because a feature row never depends on an earlier forecast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.features import N_UNIVARIATE, UnivariateFeatures
+from models.likelihood import LikelihoodParams, LikelihoodState, Score
+from models.runtime import LoadedModel
+
+
+@dataclass(slots=True)
+class StreamState:
+    """Everything the detector keeps for one stream (bounded: about 1 kB)."""
+
+    features: UnivariateFeatures = field(default_factory=UnivariateFeatures)
+    likelihood: LikelihoodState = field(default_factory=LikelihoodState)
+    refused: int = 0  # NaN, infinite or out-of-order readings not taken in
+
+
+class UnivariateDetector:
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.params = LikelihoodParams.from_card(model.card["streaming"])
+        self.threshold = self.params.threshold
+
+    def score_batch(self, items: Sequence[tuple[StreamState, float, float]]) -> list[Score | None]:
+        """Scores of `(state, timestamp, value)` readings, in order; `None` where one is refused.
+
+        A refused reading (NaN, infinite, or older than the stream's last) changes no state.
+        """
+        rows: list[list[float]] = []
+        targets: list[float] = []
+        taken: list[int] = []
+        for i, (state, t, x) in enumerate(items):
+            feats = state.features
+            if feats.accepts(t, x):
+                row, target = feats.step(t, x)
+                rows.append(row)
+                targets.append(target)
+                taken.append(i)
+            else:
+                state.refused += 1
+        out: list[Score | None] = [None] * len(items)
+        if not rows:
+            return out
+        forecasts = self.model.run(np.asarray(rows, dtype=np.float32).reshape(-1, N_UNIVARIATE))
+        flat = forecasts[:, 0].tolist()
+        params = self.params
+        for j, i in enumerate(taken):
+            state, t, x = items[i]
+            out[i] = state.likelihood.score(params, targets[j], flat[j], x, t)
+        return out

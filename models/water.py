@@ -1,0 +1,180 @@
+"""The water-system detector: calibrate on a stretch of normal operation, then score departures.
+
+Inputs are the eight columns of a pump loop (`COLUMNS`, SKAB's names; in the daemon they are the
+measurements of `DAEMON_MEASUREMENTS`). Each row goes through `models.features.SystemFeatures`
+(a causal 5-row mean; temperatures as their change over 30 rows, since a loop warming up is
+normal). The first `calibrate_rows` rows are the calibration stretch: each column's mean and
+spread, and the covariance of the standardised columns (with a small ridge), are fitted on them;
+the precision matrix goes to the ONNX graph, which computes Hotelling's T² of each standardised row.
+The operating point is the largest T² seen during calibration times `margin`; a row's ratio
+`T² / that` is averaged over the last `smooth_rows` rows, and the score is `ratio / (1 + ratio)`,
+so the operating threshold 0.5 means "further out than anything in the calibration stretch".
+
+A column missing from more than a tenth of the calibration stretch (a loop without vibration
+sensors) is left out; a value missing later is carried from the column's last one.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from models.features import SystemFeatures
+from models.runtime import LoadedModel
+
+COLUMNS = (
+    "Accelerometer1RMS",
+    "Accelerometer2RMS",
+    "Current",
+    "Pressure",
+    "Temperature",
+    "Thermocouple",
+    "Voltage",
+    "Volume Flow RateRMS",
+)
+#: What each column is in the hub's vocabulary (`hub.measurements.Measurement` values).
+DAEMON_MEASUREMENTS = (
+    "vibration",  # pump accelerometer 1 (RMS); optional
+    "vibration",  # pump accelerometer 2 (RMS); optional
+    "current",  # pump motor current, A
+    "pressure",  # loop pressure, bar
+    "temperature",  # pump motor temperature, °C
+    "temperature",  # fluid temperature (thermocouple), °C
+    "voltage",  # pump motor voltage, V
+    "flow",  # volume flow, L/min
+)
+
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class WaterParams:
+    calibrate_rows: int
+    rate_columns: tuple[int, ...]
+    ridge: float
+    margin: float
+    smooth_rows: int
+    threshold: float
+
+    @classmethod
+    def from_card(cls, data: dict[str, Any]) -> WaterParams:
+        return cls(
+            calibrate_rows=int(data["calibrate_rows"]),
+            rate_columns=tuple(int(i) for i in data["rate_columns"]),
+            ridge=float(data["ridge"]),
+            margin=float(data["margin"]),
+            smooth_rows=int(data["smooth_rows"]),
+            threshold=float(data["threshold"]),
+        )
+
+
+@dataclass(slots=True)
+class Calibration:
+    mean: Floats
+    spread: Floats
+    used: npt.NDArray[np.bool_]
+    precision: npt.NDArray[np.float32]
+    t2_limit: float
+
+
+@dataclass(slots=True)
+class SystemState:
+    """Everything kept for one system: features, the calibration stretch until fitted, the fit."""
+
+    features: SystemFeatures
+    calibrate_rows: int
+    stretch: list[list[float]] = field(default_factory=list)
+    calibration: Calibration | None = None
+    ratios: deque[float] = field(default_factory=deque)
+    refused: int = 0
+
+
+class WaterDetector:
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.params = WaterParams.from_card(model.card["streaming"])
+        self.threshold = self.params.threshold
+        self.columns = len(COLUMNS)
+
+    def new_state(self, calibrate_rows: int | None = None) -> SystemState:
+        rows = self.params.calibrate_rows if calibrate_rows is None else calibrate_rows
+        return SystemState(SystemFeatures(self.columns, self.params.rate_columns), max(rows, 2))
+
+    def score_table(self, ts: Floats, values: Floats, calibrate_rows: int | None) -> Floats:
+        if values.shape[1] != self.columns:
+            raise ValueError(
+                f"model water_system takes {self.columns} columns, got {values.shape[1]}"
+            )
+        state = self.new_state(calibrate_rows)
+        out = self.score_rows(state, ts.tolist(), values.tolist())
+        return np.asarray([0.0 if s is None else s for s in out], dtype=np.float64)
+
+    def score_rows(
+        self, state: SystemState, ts: list[float], rows: list[list[float]]
+    ) -> list[float | None]:
+        """Scores of rows in order (0 during calibration; `None` for an out-of-order row)."""
+        out: list[float | None] = [None] * len(rows)
+        pending: list[int] = []
+        feats: list[list[float]] = []
+        for i, (t, row) in enumerate(zip(ts, rows, strict=True)):
+            if not state.features.accepts(t):
+                state.refused += 1
+                continue
+            f = state.features.step(t, row)
+            if state.calibration is None:
+                state.stretch.append(f)
+                if len(state.stretch) >= state.calibrate_rows:
+                    state.calibration = self._fit(np.asarray(state.stretch, dtype=np.float64))
+                    state.stretch = []
+                out[i] = 0.0
+            else:
+                pending.append(i)
+                feats.append(f)
+        if pending:
+            cal = state.calibration
+            assert cal is not None
+            t2 = self._t2(cal, np.asarray(feats, dtype=np.float64))
+            ratios = state.ratios
+            n = self.params.smooth_rows
+            for i, v in zip(pending, (t2 / cal.t2_limit).tolist(), strict=True):
+                if len(ratios) == n:
+                    ratios.popleft()
+                ratios.append(v)
+                r = sum(ratios) / len(ratios)
+                out[i] = r / (1.0 + r)
+        return out
+
+    def _standardise(self, cal: Calibration, feats: Floats) -> npt.NDArray[np.float32]:
+        z = (feats[:, cal.used] - cal.mean) / cal.spread
+        return np.nan_to_num(z, nan=0.0, posinf=1e6, neginf=-1e6).astype(np.float32)
+
+    def _t2(self, cal: Calibration, feats: Floats) -> Floats:
+        z = self._standardise(cal, feats)
+        (t2,) = self.model.session.run(None, {"z": z, "precision": cal.precision})
+        return np.asarray(t2, dtype=np.float64).reshape(-1)
+
+    def _fit(self, stretch: Floats) -> Calibration:
+        # A column that reported for most of the stretch is used (a sensor that starts a few
+        # rows late is fine); its missing values count as its mean.
+        used: npt.NDArray[np.bool_] = np.asarray(np.isfinite(stretch).mean(axis=0) >= 0.9)
+        if not used.any():
+            used[:] = True  # nothing known: every row scores 0 (all NaN standardise to 0)
+        cols = stretch[:, used]
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: mean 0, spread 0
+            mean = np.nan_to_num(np.nanmean(cols, axis=0))
+            spread = np.nan_to_num(np.nanstd(cols, axis=0)) + 1e-6
+        k = int(used.sum())
+        z = np.nan_to_num((cols - mean) / spread)
+        cov = np.cov(z.T).reshape(k, k) + self.params.ridge * np.eye(k)
+        precision = np.linalg.inv(cov).astype(np.float32)
+        partial = Calibration(mean, spread, used, precision, 1.0)
+        limit = float(np.max(self._t2(partial, stretch))) * self.params.margin
+        partial.t2_limit = max(limit, 1e-9) if math.isfinite(limit) else 1.0
+        return partial
