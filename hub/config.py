@@ -226,6 +226,33 @@ class LivenessSection(_Section):
     check_interval_s: Annotated[float, Field(ge=1, le=600)] = 30.0
 
 
+class WaterSystemSection(_Section):
+    """The devices of one pump loop, for the multivariate water-system model (device ids).
+
+    Each key is a column of the model; its measurement is implied (current, pressure,
+    temperature, voltage, flow). Leave out what the loop has no sensor for. The first
+    `calibrate_rows` rows (one every `row_interval_s`) are taken as the loop's normal operation.
+    """
+
+    current: str | None = None  # the pump motor's current, A
+    pressure: str | None = None  # the loop's pressure, bar
+    motor_temperature: str | None = None
+    fluid_temperature: str | None = None
+    voltage: str | None = None  # the pump motor's supply voltage, V
+    flow: str | None = None  # the loop's flow, L/min
+    row_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    calibrate_rows: Annotated[int, Field(ge=50, le=1_000_000)] = 400
+
+
+class AnomalySection(_Section):
+    """Local anomaly detection: ONNX models on every numeric stream, offline."""
+
+    enabled: bool = True
+    #: Streams scored at once (the least recently seen is forgotten beyond this).
+    max_streams: Annotated[int, Field(ge=1, le=10_000)] = 500
+    water_system: WaterSystemSection | None = None
+
+
 class StoreSection(_Section):
     readings_retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
     flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
@@ -310,6 +337,7 @@ class Config(_Section):
     cloud: CloudSection | None = None
     leak: LeakSection = Field(default_factory=LeakSection)
     liveness: LivenessSection = Field(default_factory=LivenessSection)
+    anomaly: AnomalySection = Field(default_factory=AnomalySection)
     zeroconf: ZeroconfSection = Field(default_factory=ZeroconfSection)
     ble: BleSection = Field(default_factory=BleSection)
     store: StoreSection = Field(default_factory=StoreSection)

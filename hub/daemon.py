@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from hub.recorder import Recorder
 from hub.store import DbWorker
 from hub.store import incidents as incident_repo
 from hub.store import readings as readings_repo
+from rules.anomaly import AnomalyRule
 from rules.device_health import DeviceHealthRule
 
 if TYPE_CHECKING:
@@ -127,8 +128,11 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             # `homeguard-hub sync flush` sends SIGUSR1, whose default action would stop the hub.
             _on_signal(loop, signal.SIGUSR1, lambda: _log.info("no [cloud] configured: no flush"))
 
+        optional = _optional(config, options, clock, bus, bad_input)
+
         def probe() -> dict[str, Any]:
             return {
+                **{name: status() for name, status in optional.status.items()},
                 "hub_id": config.hub.id,
                 "mqtt": {
                     "connected": mqtt.connected,
@@ -157,7 +161,7 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             tg.create_task(health.run(), name="health")
             if sync is not None:
                 tg.create_task(sync.run(), name="sync")
-            for name, job in _optional(config, options, clock, bus, bad_input).items():
+            for name, job in optional.jobs.items():
                 tg.create_task(job, name=name)
             sdnotify.notify("READY=1")
             await mqtt.ready.wait()
@@ -166,17 +170,39 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             _log.info("hub %s ready (%d configured devices)", config.hub.id, len(devices))
 
 
+@dataclass
+class _Optional:
+    """The services that run only when the configuration or the command line asks for them."""
+
+    jobs: dict[str, Coroutine[Any, Any, None]] = field(default_factory=dict)
+    status: dict[str, Callable[[], object]] = field(default_factory=dict)
+
+
 def _optional(
     config: Config, options: Options, clock: Clock, bus: Bus, bad_input: BadInputLog
-) -> dict[str, Coroutine[Any, Any, None]]:
-    """The services that run only when the configuration or the command line asks for them."""
-    jobs: dict[str, Coroutine[Any, Any, None]] = {}
+) -> _Optional:
+    out = _Optional()
+    jobs = out.jobs
     if options.live or options.simulate is not None:
         jobs["live-view"] = LiveView(bus).run()
+    if config.anomaly.enabled:
+        anomaly = wiring.anomaly_service(config, bus, clock)
+        jobs["anomaly"] = anomaly.run()
+        locations = {d.id: d.location for d in config.devices}
+        jobs["anomaly-rule"] = AnomalyRule(bus=bus, locations=locations).run()
+        out.status["anomaly"] = lambda: {
+            "problem": anomaly.problem,
+            "streams": anomaly.streams,
+            "scored": anomaly.scored,
+        }
     if wiring.wants_serial(config):
-        jobs["serial"] = wiring.serial_service(config, clock, bus, bad_input).run()
+        serial = wiring.serial_service(config, clock, bus, bad_input)
+        jobs["serial"] = serial.run()
+        out.status["serial"] = serial.status
     if wiring.wants_ble(config, options.ble_replay):
-        jobs["ble"] = wiring.ble_service(config, options.ble_replay, clock, bus, bad_input).run()
+        ble = wiring.ble_service(config, options.ble_replay, clock, bus, bad_input)
+        jobs["ble"] = ble.run()
+        out.status["ble"] = ble.status
     if config.zeroconf.announce:
         from hub.zeroconf_mdns import HubAnnouncer
 
@@ -189,7 +215,7 @@ def _optional(
             base_topic=config.zigbee2mqtt.base_topic,
             leak_after_s=options.leak_after_s,
         )
-    return jobs
+    return out
 
 
 def _on_signal(loop: asyncio.AbstractEventLoop, sig: int, handler: Callable[[], None]) -> None:

@@ -32,6 +32,7 @@ from rules.water_leak import Place, WaterLeakProtocol
 if TYPE_CHECKING:
     from drivers.ble import BleService
     from drivers.serial.service import SerialService
+    from models.service import AnomalyService
 
 #: rtl_433 says nothing about itself: it is down when all of its devices are silent.
 RTL_433_BRIDGE_ID = "rtl_433"
@@ -138,6 +139,36 @@ def serial_service(config: Config, clock: Clock, bus: Bus, bad_input: BadInputLo
 
 def wants_serial(config: Config) -> bool:
     return any(d.adapter in SERIAL_ADAPTERS for d in config.devices)
+
+
+def anomaly_service(config: Config, bus: Bus, clock: Clock) -> AnomalyService:
+    """The ONNX models (numpy and onnxruntime are imported here, only when enabled)."""
+    from hub.measurements import Measurement
+    from models.service import AnomalyService
+    from models.water_service import WaterSystemConfig
+
+    water = config.anomaly.water_system
+    water_config = None
+    if water is not None:
+        m = Measurement
+        feeds = (
+            (water.current, m.CURRENT),
+            (water.pressure, m.PRESSURE),
+            (water.motor_temperature, m.TEMPERATURE),
+            (water.fluid_temperature, m.TEMPERATURE),
+            (water.voltage, m.VOLTAGE),
+            (water.flow, m.FLOW),
+        )
+        # The two vibration columns stay empty: the vocabulary's vibration is a yes/no, not an RMS.
+        columns = (None, None, *((d, meas) if d is not None else None for d, meas in feeds))
+        water_config = WaterSystemConfig(
+            columns=columns,
+            row_interval_s=water.row_interval_s,
+            calibrate_rows=water.calibrate_rows,
+        )
+    return AnomalyService(
+        bus=bus, clock=clock, max_streams=config.anomaly.max_streams, water=water_config
+    )
 
 
 def wants_ble(config: Config, replay: Path | None) -> bool:

@@ -1,0 +1,59 @@
+"""Anomaly detection as the daemon builds it from the configuration: the univariate model scores
+every numeric stream, and `[anomaly.water_system]` maps a pump loop's devices to the multivariate
+model's columns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from hub import wiring
+from hub.bus import Bus
+from hub.config import parse_config
+from hub.events import AnomalyScore, Reading
+from hub.measurements import Measurement
+from tests.sync_support import T0, FakeClock
+
+CONFIG = {
+    "anomaly": {
+        "max_streams": 10,
+        "water_system": {
+            "current": "pump",
+            "pressure": "loop",
+            "flow": "meter",
+            "calibrate_rows": 50,
+        },
+    }
+}
+
+
+async def test_the_configured_service_scores_streams_and_the_water_loop(clock: FakeClock) -> None:
+    bus = Bus()
+    scores = bus.subscribe("test", (AnomalyScore,), maxsize=100_000)
+    service = wiring.anomaly_service(parse_config(CONFIG), bus, clock)
+    task = asyncio.create_task(service.run())
+    try:
+        for i in range(80):
+            at = T0 + i
+            bus.publish(Reading("pump", Measurement.CURRENT, 1.3 + 0.01 * (i % 3), at))
+            bus.publish(Reading("loop", Measurement.PRESSURE, 0.3 + 0.01 * (i % 5), at))
+            bus.publish(Reading("meter", Measurement.FLOW, 10.0 + 0.1 * (i % 7), at))
+            bus.publish(Reading("door", Measurement.CONTACT, False, at))  # not a number: skipped
+        async with asyncio.timeout(10):
+            await scores.wait(
+                240 + 20
+            )  # one per numeric reading, one per water row after calibration
+        got = scores.drain()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    streams = {s.stream for s in got}
+    assert {"pump/current", "loop/pressure", "meter/flow"} <= streams
+    assert {s.system for s in got if s.stream == "meter/flow"} == {"water_damage"}
+    water = [s for s in got if s.stream == "water_system"]
+    assert water, "the water loop was not scored after its calibration rows"
+    assert {s.model for s in water} == {"water_system"}
+    assert all(0.0 <= s.score <= 1.0 for s in got)
+    assert service.problem is None
+    assert service.streams == 3
