@@ -37,8 +37,9 @@ from dsmr_parser.parsers import TelegramParser
 
 from drivers.mqtt.adapter import Sink
 from drivers.mqtt.payload import number
-from drivers.serial import Decoded, Presence, Router, Sample
+from drivers.serial import Decoded, Sample
 from drivers.serial.port import PortSettings
+from drivers.serial.stream_device import StreamDevice
 from hub.errors import BadInputError, BadInputReason
 from hub.measurements import Measurement
 
@@ -265,7 +266,7 @@ def _too_large(size: int, limit: int) -> BadInputError:
     return BadInputError(BadInputReason.TOO_LARGE, f"telegram of {size}+ bytes (limit {limit})")
 
 
-class DsmrMeter:
+class DsmrMeter(StreamDevice[str]):
     """One P1 port's meter: telegrams in, readings, refusals and its availability out."""
 
     adapter = "dsmr"
@@ -273,43 +274,5 @@ class DsmrMeter:
     def __init__(
         self, device_id: str, name: str, sink: Sink, silent_after_s: float = SILENT_AFTER_S
     ) -> None:
-        self.device_id = device_id
-        self.silent_after_s: float | None = silent_after_s
-        self._sink = sink
-        self._framer = TelegramFramer()
-        self._router = Router(sink, device_id, self.adapter, name, None)
-        self._presence = Presence(sink)
-        self._subject = f"{self.adapter} {device_id}"
-
-    @property
-    def pending(self) -> int:
-        return self._framer.pending
-
-    def feed(self, data: bytes, at: float) -> None:
-        for item in self._framer.feed(data):
-            if isinstance(item, BadInputError):
-                self._sink.refuse(self._subject, item)
-                continue
-            try:
-                decoded = decode_telegram(item)
-            except BadInputError as err:
-                self._sink.refuse(self._subject, err)
-                continue
-            except Exception as err:  # noqa: BLE001  (a decoder bug costs one telegram, not the port)
-                _log.exception("DSMR decoder failed on a telegram from %s", self.device_id)
-                self._sink.refuse(self._subject, _bad(f"decoder error: {err!r:.200}"))
-                continue
-            self._presence.set(self.device_id, True, at)
-            self._router.emit(decoded, at)
-
-    def silent(self, at: float) -> None:
-        if self._presence.online(self.device_id):
-            _log.warning(
-                "DSMR meter %s has sent nothing for %.0f s", self.device_id, self.silent_after_s
-            )
-        self._framer.reset()
-        self._presence.set(self.device_id, False, at)
-
-    def lost(self, at: float) -> None:
-        self._framer.reset()
-        self._presence.set(self.device_id, False, at)
+        super().__init__(device_id, name, sink, TelegramFramer(), decode_telegram)
+        self.silent_after_s = silent_after_s

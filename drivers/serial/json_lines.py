@@ -16,8 +16,9 @@ import logging
 
 from drivers.mqtt.adapter import Sink
 from drivers.mqtt.payload import measurement_value, parse_object
-from drivers.serial import Decoded, Presence, Router, Sample
+from drivers.serial import Decoded, Sample
 from drivers.serial.port import PortSettings
+from drivers.serial.stream_device import StreamDevice
 from hub.errors import BadInputError, BadInputReason
 from hub.measurements import Measurement
 
@@ -113,48 +114,13 @@ def _too_long(size: int, limit: int) -> BadInputError:
     return BadInputError(BadInputReason.TOO_LARGE, f"line of {size}+ bytes (limit {limit})")
 
 
-class JsonLinesDevice:
-    """One port's JSON-lines sensor: lines in, readings, refusals and its availability out."""
+class JsonLinesDevice(StreamDevice[bytes]):
+    """One port's JSON-lines sensor: lines in, readings, refusals and its availability out.
+
+    A sensor may print only when something changes: silence is not a fault (no `silent_after_s`).
+    """
 
     adapter = "json_lines"
-    #: A sensor may print only when something changes: silence is not a fault.
-    silent_after_s: float | None = None
 
     def __init__(self, device_id: str, name: str, sink: Sink) -> None:
-        self.device_id = device_id
-        self._sink = sink
-        self._framer = LineFramer()
-        self._router = Router(sink, device_id, self.adapter, name, None)
-        self._presence = Presence(sink)
-        self._subject = f"{self.adapter} {device_id}"
-
-    @property
-    def pending(self) -> int:
-        return self._framer.pending
-
-    def feed(self, data: bytes, at: float) -> None:
-        for item in self._framer.feed(data):
-            if isinstance(item, BadInputError):
-                self._sink.refuse(self._subject, item)
-                continue
-            try:
-                decoded = decode_line(item)
-            except BadInputError as err:
-                self._sink.refuse(self._subject, err)
-                continue
-            except Exception as err:  # noqa: BLE001  (a decoder bug costs one line, not the port)
-                _log.exception("JSON-lines decoder failed on a line from %s", self.device_id)
-                self._sink.refuse(
-                    self._subject,
-                    BadInputError(BadInputReason.WRONG_TYPE, f"decoder error: {err!r:.200}"),
-                )
-                continue
-            self._presence.set(self.device_id, True, at)
-            self._router.emit(decoded, at)
-
-    def silent(self, at: float) -> None:
-        """Not used (`silent_after_s` is None): a quiet sensor is not an absent one."""
-
-    def lost(self, at: float) -> None:
-        self._framer.reset()
-        self._presence.set(self.device_id, False, at)
+        super().__init__(device_id, name, sink, LineFramer(), decode_line)
