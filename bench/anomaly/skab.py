@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from bench.anomaly.data import parse_timestamps
 from bench.anomaly.nab import PROFILES, Profile
+from models.water import COLUMNS
 
 __all__ = [
     "SENSOR_COLUMNS",
@@ -46,19 +47,13 @@ __all__ = [
     "predicted_changepoints",
 ]
 
+from models.water import COLUMNS
+
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
 
-SENSOR_COLUMNS = (
-    "Accelerometer1RMS",
-    "Accelerometer2RMS",
-    "Current",
-    "Pressure",
-    "Temperature",
-    "Thermocouple",
-    "Voltage",
-    "Volume Flow RateRMS",
-)
+#: SKAB's eight sensor columns, in the order the water-system model takes them.
+SENSOR_COLUMNS = COLUMNS
 WINDOW_SECONDS = 60.0
 _STEPS = 1000  # resolution of SKAB's scoring curve
 
