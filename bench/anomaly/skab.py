@@ -47,7 +47,6 @@ __all__ = [
     "predicted_changepoints",
 ]
 
-from models.water import COLUMNS
 
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
