@@ -196,9 +196,12 @@ def _check_config(args: argparse.Namespace, config: Config) -> int:
         return 0
     print(f"OK: {source or 'built-in defaults (no file)'}")
     print(f"  hub {config.hub.id}, data in {config.hub.data_dir}")
-    print(
-        f"  broker {config.mqtt.broker_host}:{config.mqtt.port}{' (TLS)' if config.mqtt.tls else ''}"
+    broker = (
+        f"{config.mqtt.host}:{config.mqtt.port}{' (TLS)' if config.mqtt.tls else ''}"
+        if config.mqtt.host is not None
+        else f"this machine's on port {config.mqtt.port}, else one announced on the LAN"
     )
+    print(f"  broker {broker}")
     print(f"  cloud: {config.cloud.url if config.cloud else 'none (offline only)'}")
     roles = [f"{d.id} ({d.role})" for d in config.devices if d.role]
     print(f"  {len(config.devices)} devices; actuators: {', '.join(roles) or 'none'}")

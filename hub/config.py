@@ -373,7 +373,7 @@ class Config(_Section):
                     raise _DeviceError(
                         i, "port", f"{d.port} is already {other.id}'s ({other.adapter}) port"
                     )
-                if (d.baudrate, d.parity) != (other.baudrate, other.parity):
+                if _line_settings(d) != _line_settings(other):
                     raise _DeviceError(
                         i, "port", f"meters on {d.port} must share {other.id}'s baudrate and parity"
                     )
@@ -392,6 +392,11 @@ class Config(_Section):
 _ACTUATOR_ADAPTERS = frozenset({"native", "zigbee2mqtt", "shelly", "tasmota"})
 
 _TOPIC_NAME = re.compile(r"(?P<topic>[^#+/\s](?:[^#+]*[^#+/\s])?)(?:#(?P<channel>\d{1,2}))?")
+
+
+def _line_settings(d: DeviceConfig) -> tuple[int, str]:
+    """A Modbus meter's baud rate and parity, with Eastron's defaults (9600, none)."""
+    return (d.baudrate or 9600, d.parity or "N")
 
 
 class _DeviceKeyError(ValueError):

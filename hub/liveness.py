@@ -129,6 +129,20 @@ class LivenessTracker:
             self._tracks[device_id] = _Track(profile, at)
             self._bridge_ids.update(profile.bridges)
 
+    def remember(
+        self, device_id: str, interval_s: float | None, measurements: frozenset[str]
+    ) -> None:
+        """Restore what an earlier run learned: the interval, and whether the device has a
+        battery or reports a hazard (a leak sensor already dead at start-up is still critical).
+        Not its last report: the hub was not listening meanwhile, so silence counts from now."""
+        track = self._tracks.get(device_id)
+        if track is None:
+            return
+        if interval_s is not None and interval_s > 0 and not track.gaps:
+            track.gaps.extend([interval_s] * _MIN_GAPS)
+        track.battery |= bool(measurements & {m.value for m in _BATTERY_MEASUREMENTS})
+        track.reports_hazard |= bool(measurements & {m.value for m in _HAZARD_MEASUREMENTS})
+
     def reading(self, reading: Reading) -> None:
         track = self._tracks.get(reading.device_id)
         if track is None:

@@ -33,27 +33,41 @@ class LivenessService:
         db: DbWorker,
         clock: Clock,
         tracker: LivenessTracker,
-        discovered_profile: Callable[[DeviceDiscovered], DeviceProfile],
+        discovered_profile: Callable[[DeviceDiscovered], DeviceProfile | None],
         interval_s: float = 30.0,
     ) -> None:
         self._bus = bus
         self._db = db
         self._clock = clock
         self._tracker = tracker
+        self._discovered_profile = discovered_profile
         self._interval = interval_s
         self._problems: dict[tuple[str, bool], tuple[str, ...]] = {}
         self._saved: dict[str, repo.HealthRow] = {}
         bus.handle(Reading, tracker.reading)
         bus.handle(Availability, lambda a: tracker.availability(a.device_id, a.online, a.at))
-        bus.handle(
-            DeviceDiscovered,
-            lambda d: tracker.add(d.device_id, discovered_profile(d), d.at),
-        )
+        bus.handle(DeviceDiscovered, self._discovered)
+
+    def _discovered(self, event: DeviceDiscovered) -> None:
+        profile = self._discovered_profile(event)
+        if profile is not None:  # None: announced, but not read (a neighbour's BLE sensor)
+            self._tracker.add(event.device_id, profile, event.at)
 
     async def run(self) -> None:
+        await self.restore()
         while True:
             await asyncio.sleep(self._interval)
             await self.check()
+
+    async def restore(self) -> None:
+        """Take back what earlier runs learned (intervals; battery and hazard sensors)."""
+        try:
+            memory = await self._db.run(repo.liveness_memory)
+        except StoreError as err:
+            _log.warning("cannot read what liveness learned before (%s); learning anew", err)
+            return
+        for m in memory:
+            self._tracker.remember(m.device_id, m.expected_interval_s, m.measurements)
 
     async def check(self) -> Assessment:
         """Assess now; announce changes and save the devices' health (also what tests call)."""

@@ -110,8 +110,11 @@ def _bridges(adapter: str, ble_adapter: str, port: str | None = None) -> tuple[s
     return (BROKER_BRIDGE_ID,)
 
 
-def _discovered_profile(config: Config, event: DeviceDiscovered) -> DeviceProfile:
-    """A discovered device: a serial meter's phase (`<id>-l1`) is heard through its meter's port."""
+def _discovered_profile(config: Config, event: DeviceDiscovered) -> DeviceProfile | None:
+    """A discovered device: a serial meter's phase (`<id>-l1`) is heard through its meter's port;
+    a BLE sensor in range that is not configured is not read at all, so not watched either."""
+    if event.adapter in BLE_ADAPTERS:
+        return None
     port = next(
         (d.port for d in config.devices if d.port and event.device_id.startswith(f"{d.id}-l")),
         None,

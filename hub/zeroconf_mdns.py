@@ -19,8 +19,10 @@ Zeroconf made inside a running loop starts no thread of its own):
   a name taken by another device logs one WARNING and the hub runs on; `run()` retries with a
   capped backoff (a Pi often boots before its Wi-Fi is up).
 
-Note: anyone on the LAN can announce `_mqtt._tcp`. Auto-discovery trusts the LAN, so it is
-opt-in, and a broker that requires a password limits what an impostor can learn.
+Note: anyone on the LAN can announce `_mqtt._tcp`. Discovery is used only when `[mqtt] host` is
+unset and no broker listens on this machine, and it trusts the LAN: a hub configured with a
+password would send it to whoever answered. Name the broker in `[mqtt]` (with TLS) wherever the
+LAN is not trusted.
 """
 
 from __future__ import annotations

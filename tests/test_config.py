@@ -255,8 +255,8 @@ def test_serial_ports_are_shared_only_by_modbus_meters_that_agree(tmp_path: Path
     meter = '[[devices]]\nid = "{id}"\nadapter = "{adapter}"\nport = "/dev/ttyUSB0"\n'
     sdm = 'model = "SDM120"\n'
     two_meters = (
-        meter.format(id="a", adapter="modbus") + sdm + "unit = 1\n"
-        + meter.format(id="b", adapter="modbus") + sdm + "unit = 2\n"
+        meter.format(id="a", adapter="modbus") + sdm + "unit = 1\nbaudrate = 9600\n"
+        + meter.format(id="b", adapter="modbus") + sdm + "unit = 2\n"  # 9600 is the default
     )  # fmt: skip
     assert len(load_config(_write(tmp_path, two_meters, "ok.toml")).devices) == 2
     cases = {

@@ -303,3 +303,85 @@ async def test_the_broker_link_is_a_bridge_with_its_own_availability(own_broker:
 
 async def _no_incidents() -> list[Incident]:
     return []
+
+
+def test_what_was_learned_before_a_restart_is_remembered_but_not_the_last_report() -> None:
+    tracker = LivenessTracker(
+        {"leak": DeviceProfile(), "valve": DeviceProfile(mains=True)}, start=T0
+    )
+    tracker.remember("leak", 50 * MIN, frozenset({"water_leak", "battery"}))
+    tracker.remember("valve", None, frozenset({"valve", "battery"}))
+    tracker.remember("gone", 60.0, frozenset())  # no longer configured: ignored
+    leak = tracker.assess(T0 + 149 * MIN).devices["leak"]
+    assert (leak.health, leak.expected_interval_s, leak.critical) == (Health.OK, 50 * MIN, True)
+    # silence counts from start-up (the hub was not listening before), not from the last report
+    assert tracker.assess(T0 + 151 * MIN).devices["leak"].health is Health.SILENT
+    # the valve reported a battery before: it keeps the battery limits, not the 1 h mains one
+    assert tracker.assess(T0 + 2 * HOUR).devices["valve"].health is Health.LEARNING
+
+
+async def test_the_service_restores_what_it_saved_in_an_earlier_run(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    row = readings_repo.DeviceRow("leak", "zigbee2mqtt", "Leak", "kitchen", None, None, "config")
+    async with DbWorker(tmp_path) as db:
+        await db.run(readings_repo.register_devices, [row])
+        first = LivenessService(
+            bus=Bus(),
+            db=db,
+            clock=clock,
+            tracker=LivenessTracker({"leak": DeviceProfile()}, start=T0),
+            discovered_profile=lambda _event: DeviceProfile(),
+        )
+        for i in range(4):
+            first._bus.publish(_dry("leak", T0 + i * 50 * MIN))
+        await first.check()
+        await db.run(
+            readings_repo.record, [_dry("leak", T0)], [readings_repo.SeenUpdate("leak", T0, True)]
+        )
+        later = T0 + 10 * HOUR
+        tracker = LivenessTracker({"leak": DeviceProfile()}, start=later)
+        second = LivenessService(
+            bus=Bus(),
+            db=db,
+            clock=clock,
+            tracker=tracker,
+            discovered_profile=lambda _event: DeviceProfile(),
+            interval_s=3600,
+        )
+        await second.restore()  # what `run` does first
+    status = tracker.assess(later + 151 * MIN).devices["leak"]
+    assert (status.expected_interval_s, status.health, status.critical) == (
+        50 * MIN,
+        Health.SILENT,
+        True,
+    )
+
+
+def test_discovered_devices_are_heard_through_the_right_bridge() -> None:
+    from hub import wiring
+    from hub.config import parse_config
+    from hub.events import DeviceDiscovered
+
+    config = parse_config(
+        {
+            "devices": [
+                {"id": "meter", "adapter": "modbus", "port": "/dev/ttyUSB0", "model": "SDM630"}
+            ]
+        }
+    )
+
+    def found(device_id: str, adapter: str) -> DeviceProfile | None:
+        return wiring._discovered_profile(
+            config, DeviceDiscovered(device_id, adapter, "", None, (), T0)
+        )
+
+    phase = found("meter-l2", "modbus")
+    assert phase is not None
+    assert phase.bridges == ("serial:/dev/ttyUSB0",)
+    assert (
+        found("ble-a4c1388d18b2", "xiaomi") is None
+    )  # a neighbour's sensor: not read, not watched
+    zigbee = found("z2m-new-plug", "zigbee2mqtt")
+    assert zigbee is not None
+    assert zigbee.bridges == ("mqtt-broker", "zigbee2mqtt-bridge")

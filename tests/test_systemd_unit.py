@@ -142,3 +142,11 @@ def test_address_families_let_mdns_work() -> None:
     if values("Service", "IPAddressDeny"):  # an allow list must still let mDNS through
         allowed = " ".join(values("Service", "IPAddressAllow")).split()
         assert "multicast" in allowed or {"224.0.0.251", "ff02::fb"} <= set(allowed), allowed
+
+
+def test_serial_ports_are_the_only_device_nodes() -> None:
+    """Modbus, DSMR and JSON-lines devices need their tty; nothing else gets a device node."""
+    assert values("Service", "DevicePolicy") == ["closed"]
+    allowed = values("Service", "DeviceAllow")
+    assert allowed == ["char-ttyUSB rw", "char-ttyACM rw", "char-ttyAMA rw"], allowed
+    assert values("Service", "SupplementaryGroups") == ["dialout"]

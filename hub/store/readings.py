@@ -113,6 +113,29 @@ def save_health(db: sqlite_utils.Database, rows: list[HealthRow]) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class LivenessMemory:
+    """What liveness learned of a device in earlier runs."""
+
+    device_id: str
+    expected_interval_s: float | None
+    measurements: frozenset[str]  # what it has ever reported (its last value of each is kept)
+
+
+def liveness_memory(db: sqlite_utils.Database) -> list[LivenessMemory]:
+    measured: dict[str, set[str]] = {}
+    for device_id, measurement in db.execute(
+        "SELECT device_id, measurement FROM device_state"
+    ).fetchall():
+        measured.setdefault(device_id, set()).add(measurement)
+    return [
+        LivenessMemory(device_id, interval, frozenset(measured.get(device_id, ())))
+        for device_id, interval in db.execute(
+            "SELECT id, expected_interval_s FROM devices WHERE origin != 'removed'"
+        ).fetchall()
+    ]
+
+
 def device_table(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every known device with its last values (for `homeguard-hub sensors`)."""
     devices = [
