@@ -41,13 +41,16 @@ class ScoreTable:
 
     `scores` are the detector's event scores (after its suppression of repeats: what NAB-style
     scoring and `models score` use); `levels` the scores before suppression (what the daemon
-    publishes as `AnomalyScore.score`). The water system model does not suppress: both are equal.
+    publishes with `publish="level"`); `sustained` the sustained-deviation score (`models.sustained`
+    with the stuck channel: what the daemon publishes by default, for the anomaly rule). The water
+    system model does not suppress and has no separate sustained score: all three are equal.
     """
 
     scores: npt.NDArray[np.float64]
     is_anomaly: npt.NDArray[np.bool_]
     threshold: float
     levels: npt.NDArray[np.float64]
+    sustained: npt.NDArray[np.float64]
 
 
 def list_models() -> list[str]:
@@ -103,7 +106,7 @@ def score_table(
     det = detector(model)
     if isinstance(det, WaterDetector):
         scores = det.score_table(ts, vals, calibrate_rows)
-        levels = scores
+        levels = sustained = scores
     else:
         if vals.shape[1] != 1:
             raise ValueError(f"model {model} scores one column, got {vals.shape[1]}")
@@ -111,9 +114,9 @@ def score_table(
         out = det.score_batch(
             list(zip([state] * ts.size, ts.tolist(), vals[:, 0].tolist(), strict=True))
         )
-        both = np.asarray([(0.0, 0.0) if s is None else s for s in out], dtype=np.float64)
-        both = both.reshape(-1, 2)
+        cols = np.asarray([(0.0, 0.0, 0.0) if s is None else s for s in out], dtype=np.float64)
+        cols = cols.reshape(-1, 3)
         if calibrate_rows:
-            both[:calibrate_rows] = 0.0
-        levels, scores = both[:, 0], both[:, 1]
-    return ScoreTable(scores, scores >= det.threshold, det.threshold, levels)
+            cols[:calibrate_rows] = 0.0
+        levels, scores, sustained = cols[:, 0], cols[:, 1], cols[:, 2]
+    return ScoreTable(scores, scores >= det.threshold, det.threshold, levels, sustained)

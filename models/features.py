@@ -42,6 +42,11 @@ _PROFILE_ALPHA = 0.3
 _GAP_ALPHA = 0.05
 
 
+def profile_slot(t: float) -> int:
+    """The daily-profile slot (half-hour of the UTC day) of a timestamp."""
+    return int((t % _DAY_S) * PROFILE_SLOTS / _DAY_S) % PROFILE_SLOTS
+
+
 def _clip(v: float) -> float:
     return CLIP if v > CLIP else (-CLIP if v < -CLIP else v)
 
@@ -73,7 +78,7 @@ class UnivariateFeatures:
             self.profile = array("d", [math.nan]) * PROFILE_SLOTS
         profile = self.profile
         assert profile is not None
-        slot = int((t % _DAY_S) * PROFILE_SLOTS / _DAY_S) % PROFILE_SLOTS
+        slot = profile_slot(t)
         if self.n == 0:
             row = [0.0] * N_UNIVARIATE
             target = 0.0

@@ -64,10 +64,12 @@ class LikelihoodParams:
 
 
 class Score(NamedTuple):
-    """One reading's scores: `level` before suppression, `event` after it (both in [0, 1])."""
+    """One reading's scores in [0, 1]: `level` before suppression, `event` after it, and
+    `sustained` (`models.sustained`, combined with the stuck channel: what the rule gets)."""
 
     level: float
     event: float
+    sustained: float = 0.0
 
 
 _ZERO = Score(0.0, 0.0)
@@ -198,6 +200,12 @@ class LikelihoodState:
             self.longest_run = max(self.longest_run, self.run)
             self.run = 1
             self.last_value = value
+        return self.stuck_level(p)
+
+    def stuck_level(self, p: LikelihoodParams) -> float:
+        """The stuck channel as of the last reading (0 during the warm-up)."""
+        if self.n <= p.warmup:
+            return 0.0
         limit = max(p.stuck_min, p.stuck_factor * self.longest_run)
         return min(1.0, 0.5 * self.run / limit)
 

@@ -1,7 +1,9 @@
 """The daemon's anomaly service: numeric readings in, `AnomalyScore` events out.
 
-The published `score` is the detector's level (before its suppression of repeats, see
-`models.likelihood`): the anomaly rule applies its own hysteresis and episode logic to it.
+The published `score` is, by default, the sustained-deviation score (`models.sustained`, with the
+detector's stuck channel): it reaches the threshold only when a stream has moved away from its
+usual daily profile for hours (or stopped changing), never for a single spike; the
+anomaly rule applies its own hysteresis and episode logic to it.
 
 One subscription to `Reading` (telemetry: bounded, drops the oldest when scoring falls behind,
 counted in the bus stats). Each batch is scored off the event loop (`asyncio.to_thread`, one call
@@ -11,20 +13,21 @@ once at WARNING and the hub runs on with its rules only (the service then discar
 
 Per-stream state is bounded: at most `max_streams` streams are kept (the least recently updated
 is forgotten first) and a stream silent for `idle_s` is forgotten; each stream's state is about
-1 kB. A stream is `<device_id>/<measurement>`.
+9 kB. A stream is `<device_id>/<measurement>`.
 
 Configuration (the `[anomaly]` section):
 - `model` (default `univariate`): the model streams are scored with.
-- `max_streams` (default 500): streams with state at once (about 6 kB each).
+- `max_streams` (default 500): streams with state at once (about 9 kB each).
 - `queue_size` (default 20000): readings waiting for the scorer before the oldest is dropped.
 - `idle_s` (default 7 days): a stream silent this long is forgotten (it warms up again).
 - `models_dir` (default: the models shipped in the package).
 - `water` (default none): a `WaterSystemConfig` naming the devices of the home's pump loop, to
   score them together with the `water_system` model (stream `water_system`, system
   `water_damage`); see `models.water_service`.
-- `publish` (default `level`): `level` publishes each reading's score before the detector's
-  suppression of repeats (for a rule with its own hysteresis), `event` the score after it (one
-  detection per event, then 0 for `suppress` readings; what `models score` prints).
+- `publish` (default `sustained`): `sustained` publishes the sustained-deviation score (what the
+  anomaly rule is tuned for); `level` each reading's onset score before the detector's
+  suppression of repeats, `event` the score after it (one detection per event, then 0 for
+  `suppress` readings; what `models score` prints).
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ class AnomalyService:
         queue_size: int = 20_000,
         idle_s: float = 7 * 86_400.0,
         models_dir: Path = MODELS_DIR,
-        publish: Literal["level", "event"] = "level",
+        publish: Literal["sustained", "level", "event"] = "sustained",
         water: WaterSystemConfig | None = None,
     ) -> None:
         self._bus = bus
@@ -81,7 +84,7 @@ class AnomalyService:
         self._max_streams = max_streams
         self._idle_s = idle_s
         self._models_dir = models_dir
-        self._event = publish == "event"
+        self._field = ("level", "event", "sustained").index(publish)
         self._water_config = water
         self._water: WaterRows | None = None
         self._sub: Subscription[Reading] = bus.subscribe(
@@ -225,7 +228,7 @@ class AnomalyService:
                     system=SYSTEMS[r.measurement],
                     model=model.name,
                     model_version=model.version,
-                    score=score.event if self._event else score.level,
+                    score=score[self._field],
                     threshold=detector.threshold,
                     at=r.at,
                 )

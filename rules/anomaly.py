@@ -5,13 +5,20 @@ Each stream's `AnomalyScore`s run through a small episode machine with hysteresi
 * an episode **starts** at a score at or above the model's threshold;
 * it stays alive while scores stay at or above `threshold * hold_ratio` (the lower band keeps a
   score wobbling around the threshold from splitting one episode into many);
-* it is **sustained** once it has lasted `sustain_s` and held at least `min_points` scores at or
-  above the threshold: then it opens (or adds to) the stream's incident, with the model, its
+* it is **sustained** once its scores have stayed in the band for `sustain_s` (from its start to
+  its latest score in the band: a burst followed by quiet is not sustained, however long the
+  quiet lasts before the episode ends) with at least `min_points` scores at or above the
+  threshold: then it opens (or adds to) the stream's incident, with the model, its
   version and the episode's score trace as evidence;
 * it **ends** after `clear_s` below the lower band; the incident gets the end as evidence and stays
   open for the homeowner (a detector that adapts to a new level will go quiet while a pump is
   still drawing 15 % more: only a person can say it was fixed). A later episode of the same stream
   adds to the same open incident.
+
+The defaults (sustain 15 min, clear 1 h, 5 points, band 0.8) are tuned for the sustained score
+`models.service.AnomalyService` publishes by default, which is itself slow to rise (a window of
+hours, two blocks in a row): together they open an incident for a level shift, drift, leak or stuck
+sensor and none for a spike (see models/README.md for the rates).
 
 State per stream is a few numbers and a bounded trace; streams are capped (`max_streams`).
 """
@@ -57,9 +64,9 @@ class AnomalyRule:
         *,
         bus: Bus,
         locations: Mapping[str, str | None] | None = None,
-        sustain_s: float = 300.0,
-        clear_s: float = 900.0,
-        min_points: int = 3,
+        sustain_s: float = 900.0,
+        clear_s: float = 3600.0,
+        min_points: int = 5,
         hold_ratio: float = 0.8,
         max_streams: int = 2000,
     ) -> None:
@@ -97,7 +104,8 @@ class AnomalyRule:
         elif s.at - episode.last_high >= self._clear:
             del self._episodes[s.stream]
             return self._ended(s, episode) if episode.reported else None
-        sustained = s.at - episode.started >= self._sustain and episode.highs >= self._min_points
+        held = episode.last_high - episode.started  # how long it has stayed in the band
+        sustained = held >= self._sustain and episode.highs >= self._min_points
         if sustained and not episode.reported:
             episode.reported = True
             return self._opened(s, episode)

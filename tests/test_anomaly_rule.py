@@ -27,7 +27,7 @@ def test_a_single_spike_opens_nothing() -> None:
 
 def test_a_sustained_anomaly_opens_exactly_one_incident_with_its_trace() -> None:
     rule = AnomalyRule(bus=Bus(), locations={"pump-plug": "basement"})
-    reports = _run(rule, [0.1] * 10 + [0.95] * 100)  # 1000 s above the threshold
+    reports = _run(rule, [0.1] * 10 + [0.95] * 120)  # 1200 s above the threshold
     assert len(reports) == 1
     report = reports[0]
     assert report.key == "anomaly:pump-plug/current"
@@ -35,8 +35,8 @@ def test_a_sustained_anomaly_opens_exactly_one_incident_with_its_trace() -> None
     assert report.source_kind == "anomaly"
     assert (report.source_id, report.source_version) == ("univariate", "1.0.0")
     assert report.location == "basement"
-    assert report.at == T0 + 40 * 10  # 300 s after the episode began at row 10
-    assert report.title == "Unusual current at pump-plug: anomalous for 5 min (peak score 0.95)"
+    assert report.at == T0 + 100 * 10  # 900 s (the default sustain_s) after row 10
+    assert report.title == "Unusual current at pump-plug: anomalous for 15 min (peak score 0.95)"
     assert [e.value for e in report.evidence] == [0.95] * 12  # the bounded score trace
     assert {e.measurement for e in report.evidence} == {"anomaly_score"}
 
@@ -45,6 +45,11 @@ def test_hysteresis_keeps_a_wobbling_score_in_one_episode() -> None:
     rule = AnomalyRule(bus=Bus())
     wobble = [0.95, 0.8] * 60  # dips below the threshold but stays above 0.8 x 0.9
     assert len(_run(rule, wobble)) == 1
+
+
+def test_a_short_burst_above_the_threshold_opens_nothing() -> None:
+    rule = AnomalyRule(bus=Bus())
+    assert _run(rule, [0.1] * 10 + [0.95] * 60 + [0.1] * 400) == []  # 600 s < sustain_s
 
 
 def test_a_score_that_only_touches_the_lower_band_never_starts_an_episode() -> None:

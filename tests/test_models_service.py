@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from hub.bus import Bus, Subscription
-from hub.events import AnomalyScore, Reading
+from hub.events import AnomalyScore, IncidentReport, Reading
 from hub.measurements import Measurement
 from models import runtime
 from models.detect import score_table
@@ -67,7 +67,7 @@ async def test_scores_numeric_readings_like_the_table_scorer() -> None:
         scores = await _take(out, 400)
     assert len(scores) == 400
     expected = score_table("univariate", s.t, s.x.reshape(-1, 1))
-    np.testing.assert_allclose([e.score for e in scores], expected.levels)
+    np.testing.assert_allclose([e.score for e in scores], expected.sustained)
     first = scores[0]
     assert first.stream == "plug-1/power"
     assert first.system == "electrical"
@@ -76,6 +76,19 @@ async def test_scores_numeric_readings_like_the_table_scorer() -> None:
     assert first.threshold == expected.threshold
     assert [e.at for e in scores] == s.t.tolist()
     assert service.scored == 400
+
+
+async def test_level_scores_can_be_published_instead() -> None:
+    bus = Bus()
+    service = AnomalyService(bus=bus, clock=_Clock(), publish="level")
+    out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
+    s = synthetic.make_stream("power", 600, np.random.default_rng(8))
+    async with _running(service):
+        for t, x in zip(s.t.tolist(), s.x.tolist(), strict=True):
+            bus.publish(Reading("plug-1", Measurement.POWER, x, t))
+        scores = await _take(out, 600)
+    expected = score_table("univariate", s.t, s.x.reshape(-1, 1))
+    np.testing.assert_allclose([e.score for e in scores], expected.levels)
 
 
 async def test_event_scores_can_be_published_instead() -> None:
@@ -176,7 +189,6 @@ async def test_a_model_failing_its_checksum_is_refused_and_the_hub_runs_on(
 
 
 async def test_a_stuck_sensor_becomes_an_incident_through_the_anomaly_rule() -> None:
-    from hub.events import IncidentReport
     from rules.anomaly import AnomalyRule
 
     bus = Bus()
@@ -205,6 +217,64 @@ async def test_a_stuck_sensor_becomes_an_incident_through_the_anomaly_rule() -> 
     assert opened[0].key == "anomaly:hall/temperature"
     assert opened[0].emergency_type == "hvac_failure"
     assert opened[0].at - s.t[1000] < 1800  # within half an hour of the sensor sticking
+
+
+async def _incidents(x: np.ndarray, t: np.ndarray) -> list[IncidentReport]:
+    """The incidents the service and the anomaly rule (daemon defaults) open for one stream."""
+    from rules.anomaly import AnomalyRule
+
+    bus = Bus()
+    service = AnomalyService(bus=bus, clock=_Clock())
+    rule = AnomalyRule(bus=bus)
+    scores: Subscription[AnomalyScore] = bus.subscribe("scores", (AnomalyScore,))
+    reports: Subscription[IncidentReport] = bus.subscribe("test", (IncidentReport,))
+    rule_task = asyncio.create_task(rule.run())
+    try:
+        async with _running(service):
+            for i, (at, v) in enumerate(zip(t.tolist(), x.tolist(), strict=True)):
+                bus.publish(Reading("hall", Measurement.TEMPERATURE, v, at))
+                if i % 500 == 0:
+                    await asyncio.sleep(0)
+            async with asyncio.timeout(10):
+                await scores.wait(x.size)
+            for _ in range(5):  # let the rule take the last scores
+                await asyncio.sleep(0)
+    finally:
+        rule_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rule_task
+    return [r for r in reports.drain() if r.title]
+
+
+def _four_days() -> synthetic.Stream:
+    # seed 4: a reading a minute; the first day (and a settling stretch) is the warm-up.
+    return synthetic.make_stream("temperature", 4 * 1440, np.random.default_rng(4))
+
+
+async def test_a_normal_stream_of_several_days_opens_no_incident() -> None:
+    s = _four_days()
+    assert await _incidents(s.x, s.t) == []
+
+
+async def test_a_single_spike_opens_no_incident() -> None:
+    s = _four_days()
+    x = s.x.copy()
+    x[3500] += 10 * float(np.std(x[:3500]))
+    assert await _incidents(x, s.t) == []
+
+
+async def test_a_sustained_drift_opens_exactly_one_incident() -> None:
+    s = _four_days()
+    x = s.x.copy()
+    per_day = 6 * float(np.std(x[:3500]))  # six of its spreads a day, and on
+    x[3500:] += np.arange(x.size - 3500) * per_day / 1440
+    opened = await _incidents(x, s.t)
+    assert len({r.key for r in opened}) == 1
+    first = opened[0]
+    assert first.key == "anomaly:hall/temperature"
+    assert first.emergency_type == "hvac_failure"
+    # A slow drift: found once it exceeds the stream's usual excursions (about 10 h here).
+    assert s.t[3500] < first.at < s.t[3500] + 18 * 3600
 
 
 def _pump_config() -> WaterSystemConfig:
