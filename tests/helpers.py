@@ -124,11 +124,11 @@ def status_online(hub_id: str) -> Match:
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    config: Config, peer: Peer, options: daemon.Options = daemon.Options()
+    config: Config, peer: Peer, options: daemon.Options | None = None
 ) -> AsyncIterator[asyncio.Task[None]]:
     """Run the hub in this process until the block ends; enters once it said `online`."""
     broker = peer.broker
-    task = asyncio.create_task(daemon.run(config, options))
+    task = asyncio.create_task(daemon.run(config, options or daemon.Options()))
     try:
         async with Peer(broker, [topics.hub_status(config.hub.id)]) as watcher:
             await watcher.expect(status_online(config.hub.id), timeout=10)
