@@ -430,3 +430,46 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         )
 
     return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])])
+
+
+# -- a hub with a given device list (bench.devices) --------------------------------------------
+
+HUB_CONFIG_NO_DEVICES = """\
+[hub]
+id = "{hub_id}"
+data_dir = "{data_dir}"
+log_level = "WARNING"
+[mqtt]
+host = "{host}"
+port = {port}
+"""
+
+
+@contextlib.contextmanager
+def running_hub_with_devices(
+    broker: Broker, workdir: Path, devices_toml: str, *, timeout: float = 60.0
+) -> Iterator[HubProcess]:
+    """Like `running_hub`, but configured with exactly `devices_toml` (`[[devices]]` tables, or
+    "" for none) and nothing else beyond the broker, id and data dir."""
+    hub_id = f"bench-hub-{uuid.uuid4().hex[:8]}"
+    home = workdir / hub_id
+    home.mkdir(parents=True)
+    config = home / "hub.toml"
+    config.write_text(
+        HUB_CONFIG_NO_DEVICES.format(
+            hub_id=hub_id, data_dir=home / "data", host=broker.host, port=broker.port
+        )
+        + devices_toml
+    )
+    log = home / "hub.log"
+    proc, ready_s = start_until_ready(
+        python_module("hub", "-c", str(config), "run"),
+        broker,
+        hub_status_topic(hub_id),
+        log,
+        timeout=timeout,
+    )
+    try:
+        yield HubProcess(proc, hub_id, config, log, ready_s)
+    finally:
+        stop(proc)

@@ -3,6 +3,8 @@ exactly the readings, refusals and discoveries the hub should see."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -301,3 +303,10 @@ def test_entities_units_are_converted_or_refused() -> None:
         BadInputReason.OUT_OF_RANGE,  # 140 %
         BadInputReason.WRONG_TYPE,  # "full"
     ]
+
+
+def test_the_xiaomi_cloud_client_is_never_loaded() -> None:
+    """xiaomi-ble's Xiaomi-cloud client (aiohttp: 12 MiB) stays out of the hub; decoding works."""
+    code = "import sys, drivers.ble, xiaomi_ble; print('aiohttp' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -4,6 +4,8 @@
 through the `Decoder` into the hub's sink; `recording` is the replay file format.
 """
 
+# First, before anything imports xiaomi_ble: keep its Xiaomi-cloud client (aiohttp) out.
+from drivers.ble import _offline_xiaomi  # noqa: F401
 from drivers.ble.advert import Advert
 from drivers.ble.decode import Decoded, Decoder
 from drivers.ble.recording import Recording, RecordingWriter, read_recording
