@@ -29,6 +29,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs installed here
 
 from bench._common import (
     READINGS_PER_MESSAGE,
+    RULES_ONLY,
     median,
     mib,
     ratio,
@@ -39,7 +40,9 @@ from bench._common import (
 )
 from tests.broker import Broker, running_broker
 
-TARGETS = ("hub", "paho-sub", "aiomqtt-sub")
+TARGETS = ("hub", "hub-rules-only", "paho-sub", "aiomqtt-sub")
+#: The hub as shipped runs the anomaly models; `hub-rules-only` is the same hub without them.
+_HUB_EXTRA = {"hub": "", "hub-rules-only": RULES_ONLY}
 
 
 class _HasPid(Protocol):
@@ -91,12 +94,12 @@ def sample(pid: int, window_s: float, every_s: float) -> tuple[float, list[int]]
 
 @contextlib.contextmanager
 def _target(name: str, broker: Broker, workdir: Path, usage: Usage) -> Iterator[_HasPid]:
-    if name != "hub":
+    if name not in _HUB_EXTRA:
         with running_peer(name, broker, workdir) as peer:
             yield peer
         usage.notes["received"] = peer.stats.get("received")
         return
-    with running_hub(broker, workdir) as hub:
+    with running_hub(broker, workdir, extra=_HUB_EXTRA[name]) as hub:
         yield hub
     status = hub.status()
     usage.notes.update(
@@ -158,23 +161,23 @@ def run(opts: Options) -> Result:
 
 def report(result: Result) -> None:
     u = result.usage
-    hub, paho_, aio = u["hub"], u["paho-sub"], u["aiomqtt-sub"]
+    hub, rules, paho_, aio = u["hub"], u["hub-rules-only"], u["paho-sub"], u["aiomqtt-sub"]
     rows: list[list[object]] = [
         [
             "CPU % of one core",
-            *(f"{x.cpu_pct:.1f}" for x in (hub, paho_, aio)),
+            *(f"{x.cpu_pct:.1f}" for x in (hub, rules, paho_, aio)),
             f"{ratio(hub.cpu_pct, paho_.cpu_pct):.1f}x",
             f"{ratio(hub.cpu_pct, aio.cpu_pct):.1f}x",
         ],
         [
             "peak RSS sampled, MiB",
-            *(f"{mib(x.peak_rss):.1f}" for x in (hub, paho_, aio)),
+            *(f"{mib(x.peak_rss):.1f}" for x in (hub, rules, paho_, aio)),
             f"{ratio(hub.peak_rss, paho_.peak_rss):.1f}x",
             f"{ratio(hub.peak_rss, aio.peak_rss):.1f}x",
         ],
         [
             "VmHWM, MiB",
-            *(f"{mib(x.vm_hwm):.1f}" for x in (hub, paho_, aio)),
+            *(f"{mib(x.vm_hwm):.1f}" for x in (hub, rules, paho_, aio)),
             f"{ratio(hub.vm_hwm, paho_.vm_hwm):.1f}x",
             f"{ratio(hub.vm_hwm, aio.vm_hwm):.1f}x",
         ],
@@ -182,13 +185,15 @@ def report(result: Result) -> None:
             f"start-up to ready, s (median of {result.options.starts})",
             f"{result.startup('hub'):.3f}",
             "-",
+            "-",
             f"{result.startup('aiomqtt-sub'):.3f}",
             "-",
             f"{ratio(result.startup('hub'), result.startup('aiomqtt-sub')):.1f}x",
         ],
     ]
     print(f"\nfootprint at {result.options.rate * READINGS_PER_MESSAGE:.0f} readings/s")
-    print(table(["", "hub", "bare paho", "bare aiomqtt", "hub/paho", "hub/aiomqtt"], rows))
+    head = ["", "hub", "hub, rules only", "bare paho", "bare aiomqtt", "hub/paho", "hub/aiomqtt"]
+    print(table(head, rows))
 
 
 def main(argv: list[str] | None = None) -> None:

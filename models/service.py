@@ -62,6 +62,9 @@ SYSTEMS: dict[Measurement, str] = {
 }
 
 _SWEEP_EVERY_S = 3600.0
+#: Rows per ONNX call: large enough to amortise the call, small enough to keep the temporaries of
+#: a second's readings from growing the hub's peak memory.
+_CHUNK = 256
 
 
 class AnomalyService:
@@ -77,6 +80,7 @@ class AnomalyService:
         models_dir: Path = MODELS_DIR,
         publish: Literal["sustained", "level", "event"] = "sustained",
         water: WaterSystemConfig | None = None,
+        pace_s: float = 1.0,
     ) -> None:
         self._bus = bus
         self._clock = clock
@@ -86,6 +90,7 @@ class AnomalyService:
         self._models_dir = models_dir
         self._field = ("level", "event", "sustained").index(publish)
         self._water_config = water
+        self._pace_s = pace_s
         self._water: WaterRows | None = None
         self._sub: Subscription[Reading] = bus.subscribe(
             "anomaly",
@@ -133,6 +138,11 @@ class AnomalyService:
             scores, water_scores = await asyncio.to_thread(self._score, batch)
             self._publish(batch, scores)
             self._publish_water(water_scores)
+            if self._pace_s > 0:
+                # A period, not a wait for an event: readings gather meanwhile, so the worker
+                # thread wakes once a second for a large batch instead of once per message (each
+                # wake costs a thread hand-off and GIL traffic that the leak path would feel).
+                await asyncio.sleep(self._pace_s)
 
     def _load(self, name: str) -> LoadedModel | None:
         try:
@@ -156,7 +166,12 @@ class AnomalyService:
                     state = self._state(f"{r.device_id}/{r.measurement.value}", r.at)
                     items.append((state, r.at, float(r.value)))
                     where.append(i)
-            for i, score in zip(where, detector.score_batch(items), strict=True):
+            scores = [
+                score
+                for start in range(0, len(items), _CHUNK)  # bounded temporaries per ONNX call
+                for score in detector.score_batch(items[start : start + _CHUNK])
+            ]
+            for i, score in zip(where, scores, strict=True):
                 out[i] = score
                 if score is None:
                     self.refused += 1
