@@ -31,6 +31,7 @@ from bench._common import (
     DRY,
     LEAK_TOPIC,
     READINGS_PER_MESSAGE,
+    RULES_ONLY,
     WET,
     ValvePeer,
     connected_client,
@@ -59,6 +60,7 @@ class Options:
     timeout_s: float = 2.0
     load_warmup_s: float = 1.0
     seed: int = 1
+    rules_only: bool = False  # the hub without its anomaly models
 
 
 @dataclass
@@ -169,7 +171,8 @@ def _target(name: str, broker: Broker, workdir: Path, result: Result) -> Iterato
             time.sleep(_SETTLE_AFTER_START_S)
             yield
         return
-    with running_hub(broker, workdir) as hub:
+    extra = RULES_ONLY if result.options.rules_only else ""
+    with running_hub(broker, workdir, extra=extra) as hub:
         time.sleep(_SETTLE_AFTER_START_S)  # the hub reads the valve's state just after ready
         yield
     status = hub.status()
@@ -243,10 +246,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rate", type=float, default=d.rate, help="load, messages/s of 4 readings")
     p.add_argument("--settle-ms", type=float, default=d.settle_ms)
     p.add_argument("--gap-ms", type=float, default=d.gap_ms)
+    p.add_argument(
+        "--rules-only", action="store_true", help="run the hub with `[anomaly] enabled = false`"
+    )
     a = p.parse_args(argv)
     run(
         Options(
-            rounds=a.rounds, trials=a.trials, rate=a.rate, settle_ms=a.settle_ms, gap_ms=a.gap_ms
+            rounds=a.rounds,
+            trials=a.trials,
+            rate=a.rate,
+            settle_ms=a.settle_ms,
+            gap_ms=a.gap_ms,
+            rules_only=a.rules_only,
         )
     )
 

@@ -25,6 +25,7 @@ State per stream is a few numbers and a bounded trace; streams are capped (`max_
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from hub.events import AnomalyScore, IncidentKey, IncidentReport, scoped_key
 from hub.incident import IncidentEvidence, Severity
 
 RULE_SOURCE_KIND = "anomaly"
+_SLICE = 256  # scores handled between two turns of the event loop
 _TRACE = 12  # scores kept as evidence per episode
 
 _PLANS = {
@@ -82,10 +84,12 @@ class AnomalyRule:
 
     async def run(self) -> None:
         async for batch in self._sub.batches():
-            for score in batch:
+            for i, score in enumerate(batch, 1):
                 report = self.step(score)
                 if report is not None:
                     self._bus.publish(report)
+                if i % _SLICE == 0:
+                    await asyncio.sleep(0)  # let a leak in between slices of a large batch
 
     def step(self, s: AnomalyScore) -> IncidentReport | None:
         """Advance the stream's episode by one score; the report to publish, if any."""
