@@ -21,6 +21,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 
 from drivers.mqtt.adapter import Adapter, Outgoing, Sink
+from drivers.mqtt.client import Client
 from hub import topics
 from hub.backoff import Backoff
 from hub.bus import Bus, Overflow, Subscription
@@ -44,7 +45,7 @@ _MAX_UNSENT = 1000
 _IO_TIMEOUT_S = 10.0
 
 
-class _Client(aiomqtt.Client):
+class _Client(Client):
     """aiomqtt's client with paho's message callback going straight to the hub's decoder."""
 
     def __init__(self, on_raw: Any, **kwargs: Any) -> None:

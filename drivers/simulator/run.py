@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import aiomqtt
 
+from drivers.mqtt.client import Client
 from drivers.mqtt.z2m_topics import (
     z2m_availability,
     z2m_bridge_devices,
@@ -118,12 +119,12 @@ async def run_simulator(
         await asyncio.sleep(backoff.next_delay())
 
 
-def _client(host: str, port: int, base: str) -> aiomqtt.Client:
+def _client(host: str, port: int, base: str) -> Client:
     # timeout=inf: aiomqtt then awaits its futures directly instead of through Python 3.11's
     # asyncio.wait_for, which loses a cancellation that lands as the awaited reply arrives
     # (cpython gh-86296) and left the simulator running after `cancel()`. Our own
     # asyncio.timeout() bounds every call instead.
-    return aiomqtt.Client(
+    return Client(
         host,
         port,
         identifier=f"homeguard-simulator-{secrets.token_hex(4)}",
