@@ -18,6 +18,9 @@ def setup_logging(level: str) -> None:
     # httpx logs one INFO line per request: a draining backlog would flood the journal.
     for noisy in ("aiomqtt", "paho", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # paho (through aiomqtt's "mqtt" logger) logs a lost connection at ERROR; the MQTT service
+    # reports the broker link itself (a WARNING, and the broker's `Availability`) and reconnects.
+    logging.getLogger("mqtt").setLevel(logging.CRITICAL)
     # pymodbus logs an ERROR for every unanswered poll, dsmr-parser a traceback for every line it
     # cannot parse; the serial drivers count those and log each cause once themselves.
     for noisy in ("pymodbus", "dsmr_parser"):
