@@ -9,61 +9,62 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
-import re
 import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from hub.config_devices import (
+    BLE_ADAPTERS,
+    MODBUS_MODELS,
+    SERIAL_ADAPTERS,
+    Adapter,
+    DeviceConfig,
+    DeviceError,
+    DeviceKeyError,
+    Role,
+    Section,
+    check_devices,
+)
 from hub.config_locate import locate_key
 from hub.errors import ConfigError
 
-DEFAULT_CONFIG_PATH = Path("/etc/homeguard/hub.toml")
-ID_PATTERN = r"^[A-Za-z0-9_-]+$"
-HUB_ID_PATTERN = r"^[A-Za-z0-9_-]{3,64}$"
-
-Adapter = Literal[
-    "native",
-    "zigbee2mqtt",
-    "shelly",
-    "tasmota",
-    "rtl_433",
-    "home_assistant",
-    "modbus",
-    "dsmr",
-    "json_lines",
-    "bthome",
-    "xiaomi",
+# The device table lives in `hub.config_devices`; its public names are re-exported here.
+__all__ = [
+    "BLE_ADAPTERS",
+    "DEFAULT_CONFIG_PATH",
+    "HUB_ID_PATTERN",
+    "LOCAL_BROKER",
+    "MODBUS_MODELS",
+    "SERIAL_ADAPTERS",
+    "Adapter",
+    "AnomalySection",
+    "BleSection",
+    "CloudSection",
+    "Config",
+    "DeviceConfig",
+    "HubSection",
+    "LeakSection",
+    "LivenessSection",
+    "MqttSection",
+    "Role",
+    "StoreSection",
+    "TlsSection",
+    "WaterSystemSection",
+    "ZeroconfSection",
+    "Zigbee2MqttSection",
+    "config_path",
+    "default_data_dir",
+    "default_hub_id",
+    "load_config",
+    "parse_config",
 ]
-SERIAL_ADAPTERS = frozenset({"modbus", "dsmr", "json_lines"})
-BLE_ADAPTERS = frozenset({"bthome", "xiaomi"})
-#: Eastron meters with a built-in Modbus register profile.
-MODBUS_MODELS = ("SDM120", "SDM220", "SDM630")
-#: Each adapter's keys beyond id/adapter/name/location/role (anything else is refused).
-_ADAPTER_KEYS: dict[str, frozenset[str]] = {
-    "rtl_433": frozenset({"model", "device_id"}),
-    "modbus": frozenset({"port", "baudrate", "parity", "unit", "model", "poll_s"}),
-    "dsmr": frozenset({"port", "baudrate"}),
-    "json_lines": frozenset({"port", "baudrate"}),
-    "bthome": frozenset({"address", "bind_key"}),
-    "xiaomi": frozenset({"address", "bind_key"}),
-}
-_OPTIONAL_KEYS = (
-    "model",
-    "device_id",
-    "port",
-    "baudrate",
-    "parity",
-    "unit",
-    "poll_s",
-    "address",
-    "bind_key",
-)
-_BLE_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
-Role = Literal["water_valve", "siren", "power_cut"]
+
+DEFAULT_CONFIG_PATH = Path("/etc/homeguard/hub.toml")
+HUB_ID_PATTERN = r"^[A-Za-z0-9_-]{3,64}$"
 
 
 def default_hub_id() -> str:
@@ -88,10 +89,6 @@ def default_data_dir() -> Path:
     return Path(base) / "homeguard"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _check_secret_file(path: Path | None) -> Path | None:
     """A file holding a secret must exist and must not be readable by others."""
     if path is None:
@@ -105,13 +102,13 @@ def _check_secret_file(path: Path | None) -> Path | None:
     return path
 
 
-class HubSection(_Section):
+class HubSection(Section):
     id: Annotated[str, Field(pattern=HUB_ID_PATTERN)] = Field(default_factory=default_hub_id)
     data_dir: Path = Field(default_factory=default_data_dir)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-class TlsSection(_Section):
+class TlsSection(Section):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
@@ -128,7 +125,7 @@ class TlsSection(_Section):
 LOCAL_BROKER = "127.0.0.1"
 
 
-class MqttSection(_Section):
+class MqttSection(Section):
     #: Unset: a broker on this machine if one listens on `port`, else one announced on the LAN
     #: as `_mqtt._tcp` (zeroconf), else this machine again (retried until it answers).
     host: Annotated[str, Field(min_length=1)] | None = None
@@ -162,11 +159,11 @@ class MqttSection(_Section):
         return self.password_file.read_text().strip()
 
 
-class Zigbee2MqttSection(_Section):
+class Zigbee2MqttSection(Section):
     base_topic: Annotated[str, Field(pattern=r"^[^#+]+$")] = "zigbee2mqtt"
 
 
-class CloudSection(_Section):
+class CloudSection(Section):
     url: str
     secret_file: Path
     heartbeat_s: Annotated[int, Field(ge=10, le=3600)] = 60
@@ -196,14 +193,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class LeakSection(_Section):
+class LeakSection(Section):
     """Tuning of the water-leak protocol."""
 
     confirm_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2
 
 
-class BleSection(_Section):
+class BleSection(Section):
     """Bluetooth LE scanning, used when a `bthome` or `xiaomi` device is configured."""
 
     adapter: Annotated[str, Field(pattern=r"^hci\d{1,2}$")] = "hci0"
@@ -212,12 +209,12 @@ class BleSection(_Section):
     passive: bool = True
 
 
-class ZeroconfSection(_Section):
+class ZeroconfSection(Section):
     #: Announce the hub on the LAN as `_homeguard._tcp` (its id and version).
     announce: bool = True
 
 
-class LivenessSection(_Section):
+class LivenessSection(Section):
     """Learned liveness: when a device counts as silent, and when a battery counts as low."""
 
     #: Silent after this many learned report intervals (clamped per device kind).
@@ -226,7 +223,7 @@ class LivenessSection(_Section):
     check_interval_s: Annotated[float, Field(ge=1, le=600)] = 30.0
 
 
-class WaterSystemSection(_Section):
+class WaterSystemSection(Section):
     """The devices of one pump loop, for the multivariate water-system model (device ids).
 
     Each key is a column of the model; its measurement is implied (current, pressure,
@@ -244,7 +241,7 @@ class WaterSystemSection(_Section):
     calibrate_rows: Annotated[int, Field(ge=50, le=1_000_000)] = 400
 
 
-class AnomalySection(_Section):
+class AnomalySection(Section):
     """Local anomaly detection: ONNX models on every numeric stream, offline."""
 
     enabled: bool = True
@@ -253,84 +250,12 @@ class AnomalySection(_Section):
     water_system: WaterSystemSection | None = None
 
 
-class StoreSection(_Section):
+class StoreSection(Section):
     readings_retention_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
     flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
-class DeviceConfig(_Section):
-    id: Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
-    adapter: Adapter
-    name: str | None = None
-    location: str | None = None
-    role: Role | None = None
-    model: str | None = None  # rtl_433: the decoder's `model`, e.g. "Govee-Water"
-    #: rtl_433: the transmitter's `id` (a number for most models; a few print hex strings)
-    device_id: Annotated[int, Field(ge=0)] | str | None = None
-    #: serial adapters: the port (`/dev/ttyUSB0`, better a stable `/dev/serial/by-id/...` path)
-    port: Annotated[str, Field(min_length=1)] | None = None
-    baudrate: Annotated[int, Field(ge=300, le=4_000_000)] | None = None
-    parity: Literal["N", "E", "O"] | None = None  # modbus: Eastron meters default to N
-    unit: Annotated[int, Field(ge=1, le=247)] | None = None  # modbus: the meter's address
-    poll_s: Annotated[float, Field(ge=0.5, le=3600)] | None = None  # modbus: polling interval
-    #: BLE adapters: the advertiser's MAC address
-    address: str | None = None
-    #: BLE: the 32-hex-digit key of an encrypted BTHome or Xiaomi device (a secret: the file
-    #: holding it must not be readable by everyone)
-    bind_key: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{32}$")] | None = Field(
-        default=None, repr=False
-    )
-
-    @property
-    def native_name(self) -> str:
-        """The device's name in its own ecosystem (defaults to our id; rtl_433: model:id)."""
-        if self.adapter == "rtl_433" and self.model is not None:
-            return f"{self.model}:{self.device_id}"
-        return self.name if self.name is not None else self.id
-
-    @model_validator(mode="after")
-    def _adapter_keys(self) -> DeviceConfig:
-        allowed = _ADAPTER_KEYS.get(self.adapter, frozenset())
-        for key in _OPTIONAL_KEYS:
-            if getattr(self, key) is not None and key not in allowed:
-                users = sorted(a for a, keys in _ADAPTER_KEYS.items() if key in keys)
-                raise _DeviceKeyError(key, f"`{key}` is for {' and '.join(users)} devices only")
-        if self.adapter == "rtl_433" and (self.model is None or self.device_id is None):
-            raise ValueError("an rtl_433 device needs `model` and `device_id`")
-        if self.adapter in SERIAL_ADAPTERS and self.port is None:
-            raise ValueError(f"a {self.adapter} device needs `port` (its serial device)")
-        if self.adapter == "modbus" and self.model not in MODBUS_MODELS:
-            message = f"a modbus device needs `model`, one of {', '.join(MODBUS_MODELS)}"
-            raise ValueError(message) if self.model is None else _DeviceKeyError("model", message)
-        if self.adapter in BLE_ADAPTERS and (
-            self.address is None or not _BLE_ADDRESS.fullmatch(self.address)
-        ):
-            message = f"a {self.adapter} device needs `address`, e.g. A4:C1:38:12:34:56"
-            raise (
-                ValueError(message) if self.address is None else _DeviceKeyError("address", message)
-            )
-        if self.role is not None and self.adapter not in _ACTUATOR_ADAPTERS:
-            raise _DeviceKeyError(
-                "role", f"{self.adapter} devices only report: they cannot have a role"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _topic_name(self) -> DeviceConfig:
-        """Shelly and Tasmota names are MQTT topics, with `#N` for a relay channel."""
-        if self.adapter not in ("shelly", "tasmota"):
-            return self
-        m = _TOPIC_NAME.fullmatch(self.native_name)
-        lowest = 1 if self.adapter == "tasmota" else 0
-        if m is None or (m["channel"] is not None and not lowest <= int(m["channel"]) <= 32):
-            raise _DeviceNameError(
-                f"a {self.adapter} name is the device's MQTT topic (no + or #, no leading or "
-                f"trailing /), optionally with #N for channel {lowest}..32"
-            )
-        return self
-
-
-class Config(_Section):
+class Config(Section):
     hub: HubSection = Field(default_factory=HubSection)
     mqtt: MqttSection = Field(default_factory=MqttSection)
     zigbee2mqtt: Zigbee2MqttSection = Field(default_factory=Zigbee2MqttSection)
@@ -344,80 +269,12 @@ class Config(_Section):
     devices: list[DeviceConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique(self) -> Config:
-        seen: set[str] = set()
-        names: set[tuple[str, str]] = set()
-        for i, d in enumerate(self.devices):
-            if d.id in seen:
-                raise _DeviceError(i, "id", f"device id {d.id!r} is used twice")
-            seen.add(d.id)
-            if (d.adapter, d.native_name) in names:
-                raise _DeviceError(
-                    i, "name", f"two {d.adapter} devices are named {d.native_name!r}"
-                )
-            names.add((d.adapter, d.native_name))
-        return self
-
-    @model_validator(mode="after")
-    def _serial_ports(self) -> Config:
-        """One protocol per port; one DSMR meter or JSON board per port; Modbus meters sharing a
-        bus agree on its line settings and have distinct unit addresses."""
-        first: dict[str, DeviceConfig] = {}
-        units: dict[tuple[str, int], str] = {}
-        for i, d in enumerate(self.devices):
-            if d.port is None:
-                continue
-            other = first.setdefault(d.port, d)
-            if other is not d:
-                if other.adapter != d.adapter or d.adapter != "modbus":
-                    raise _DeviceError(
-                        i, "port", f"{d.port} is already {other.id}'s ({other.adapter}) port"
-                    )
-                if _line_settings(d) != _line_settings(other):
-                    raise _DeviceError(
-                        i, "port", f"meters on {d.port} must share {other.id}'s baudrate and parity"
-                    )
-            unit = d.unit or 1
-            if d.adapter == "modbus" and units.setdefault((d.port, unit), d.id) != d.id:
-                raise _DeviceError(
-                    i, "unit", f"unit {unit} on {d.port} is already {units[(d.port, unit)]}"
-                )
+    def _devices(self) -> Config:
+        check_devices(self.devices)
         return self
 
     def device(self, device_id: str) -> DeviceConfig | None:
         return next((d for d in self.devices if d.id == device_id), None)
-
-
-#: Adapters that can carry commands, so a device of theirs can be a valve, siren or power cut.
-_ACTUATOR_ADAPTERS = frozenset({"native", "zigbee2mqtt", "shelly", "tasmota"})
-
-_TOPIC_NAME = re.compile(r"(?P<topic>[^#+/\s](?:[^#+]*[^#+/\s])?)(?:#(?P<channel>\d{1,2}))?")
-
-
-def _line_settings(d: DeviceConfig) -> tuple[int, str]:
-    """A Modbus meter's baud rate and parity, with Eastron's defaults (9600, none)."""
-    return (d.baudrate or 9600, d.parity or "N")
-
-
-class _DeviceKeyError(ValueError):
-    """A device key the adapter cannot use (reported at that key's line)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-class _DeviceNameError(_DeviceKeyError):
-    """A device `name` the adapter cannot use."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("name", message)
-
-
-class _DeviceError(ValueError):
-    def __init__(self, index: int, key: str, message: str) -> None:
-        super().__init__(message)
-        self.loc = ("devices", index, key)
 
 
 def config_path() -> Path | None:
@@ -471,9 +328,9 @@ def _describe(err: ValidationError, text: str, origin: str) -> str:
     for e in err.errors():
         loc: tuple[Any, ...] = tuple(e["loc"])
         ctx_err = (e.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, _DeviceError):
+        if isinstance(ctx_err, DeviceError):
             loc = ctx_err.loc
-        elif isinstance(ctx_err, _DeviceKeyError):
+        elif isinstance(ctx_err, DeviceKeyError):
             loc = (*loc, ctx_err.key)
         key = _dotted(loc)
         line = locate_key(text, loc)
@@ -484,7 +341,7 @@ def _describe(err: ValidationError, text: str, origin: str) -> str:
         elif e["type"] == "missing":
             message = "required key is missing"
         value = e.get("input")
-        if isinstance(ctx_err, _DeviceKeyError) and isinstance(value, dict):
+        if isinstance(ctx_err, DeviceKeyError) and isinstance(value, dict):
             value = value.get(ctx_err.key)
         quiet = e["type"] in {"missing", "extra_forbidden"} or isinstance(value, dict)
         got = "" if quiet else f" (got {value!r})"
