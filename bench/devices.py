@@ -39,7 +39,7 @@ from bench._common import (
     running_hub_with_devices,
     vm_hwm_bytes,
 )
-from bench.decoders import AQARA_CLIMATE, SHELLY_SWITCH_STATUS, TASMOTA_POW
+from bench.decoder_cases import AQARA_CLIMATE, SHELLY_SWITCH_STATUS, TASMOTA_POW
 from tests.broker import Broker, running_broker
 
 #: Share of the devices per adapter; native gets the rest. At 500: 100 native, 100 zigbee2mqtt,
