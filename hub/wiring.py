@@ -86,11 +86,20 @@ def liveness_service(config: Config, bus: Bus, db: DbWorker, clock: Clock) -> Li
             start=clock.now(),
             multiple=config.liveness.multiple,
             battery_low_pct=config.liveness.battery_low_pct,
-            inferred_bridges=frozenset({RTL_433_BRIDGE_ID}),
+            inferred_bridges=_inferred_bridges(config),
         ),
         discovered_profile=lambda event: _discovered_profile(config, event),
         interval_s=config.liveness.check_interval_s,
     )
+
+
+def _inferred_bridges(config: Config) -> frozenset[str]:
+    """Bridges that may fail without saying so: rtl_433 (no last will), and the Bluetooth adapter
+    (bluetoothd can die mid-scan without bleak noticing): down when all their devices are silent."""
+    inferred = {RTL_433_BRIDGE_ID}
+    if any(d.adapter in BLE_ADAPTERS for d in config.devices):
+        inferred.update(_bridges("bthome", config.ble.adapter))
+    return frozenset(inferred)
 
 
 def _bridges(adapter: str, ble_adapter: str, port: str | None = None) -> tuple[str, ...]:

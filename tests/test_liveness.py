@@ -385,3 +385,20 @@ def test_discovered_devices_are_heard_through_the_right_bridge() -> None:
     zigbee = found("z2m-new-plug", "zigbee2mqtt")
     assert zigbee is not None
     assert zigbee.bridges == ("mqtt-broker", "zigbee2mqtt-bridge")
+
+
+def test_a_bluetooth_adapter_that_dies_quietly_is_one_bridge_problem() -> None:
+    from hub import wiring
+    from hub.config import parse_config
+
+    flood = {"adapter": "xiaomi"}
+    config = parse_config(
+        {
+            "devices": [
+                {**flood, "id": "laundry", "address": "54:EF:44:E0:27:BC"},
+                {**flood, "id": "kitchen", "address": "54:EF:44:E0:27:BD"},
+            ]
+        }
+    )
+    assert wiring._inferred_bridges(config) == {"rtl_433", "ble:hci0"}
+    assert wiring._inferred_bridges(parse_config({})) == {"rtl_433"}
