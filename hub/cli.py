@@ -263,6 +263,13 @@ def _status(args: argparse.Namespace, config: Config) -> int:
     for key in ("incident_last_error", "recorder_last_error"):
         if store.get(key):
             print(f"  STORE PROBLEM: {store[key]}")
+    anomaly = state.get("anomaly")
+    if isinstance(anomaly, dict):
+        problem = anomaly.get("problem")
+        print(
+            f"  anomaly detection: {'REFUSED MODEL: ' + str(problem) if problem else 'on'}, "
+            f"{anomaly.get('streams', 0)} streams, {anomaly.get('scored', 0)} readings scored"
+        )
     bad = state.get("bad_input", {})
     print(
         f"  refused input: {sum(bad.values())}" + "".join(f"\n    {k}: {v}" for k, v in bad.items())

@@ -11,8 +11,8 @@ from hub.cli import main
 from hub.cli_common import EXIT_NOT_FOUND
 from hub.events import IncidentKey, IncidentReport, Reading
 from hub.measurements import Measurement
+from hub.store import hubstate, open_database
 from hub.store import incidents as incident_repo
-from hub.store import open_database
 from hub.store import readings as readings_repo
 
 
@@ -94,3 +94,14 @@ def test_status_when_the_hub_is_not_running(
     assert report["outbox_depth"] == 1  # type: ignore[index]
     assert main(["-c", str(config), "status"]) == 0
     assert "NOT RUNNING" in capsys.readouterr().out
+
+
+def test_status_says_when_an_anomaly_model_was_refused(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = open_database(config.parent / "data")
+    problem = "univariate.onnx: sha256 does not match its card"
+    hubstate.write(db, {"anomaly": {"problem": problem, "streams": 0, "scored": 0}})
+    assert main(["-c", str(config), "status"]) == 0
+    out = capsys.readouterr().out
+    assert f"anomaly detection: REFUSED MODEL: {problem}, 0 streams" in out
