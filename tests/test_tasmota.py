@@ -19,21 +19,19 @@ constructed payload, not a capture.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.mqtt.payload import measurement_value
 from drivers.mqtt.tasmota import TasmotaAdapter
 from hub.config import DeviceConfig, parse_config
 from hub.errors import BadInputError, BadInputReason, ConfigError
 from hub.events import Availability, Command, CommandAction, Reading
 from hub.measurements import Measurement as M
 from tests.adapter_support import Sink
+from tests.fuzz_support import SETTINGS, decode_only_refuses, json_values
 
 POW_ENERGY = (
     b'{"Time":"2018-01-17T18:59:50","ENERGY":{"Total":1.956,"Yesterday":0.054,"Today":0.049,'
@@ -375,50 +373,28 @@ _KEYS = st.sampled_from(
     ]
 ) | st.text(max_size=8)  # fmt: skip
 
-_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(10**400), max_value=10**400)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.sampled_from(["ON", "OFF", "on", "C", "F", "mmHg", "inHg", "hPa", "Online"])
-    | st.text(max_size=12)
-)
-
-_JSON = st.recursive(
-    _SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=5),
-    max_leaves=25,
-)
+_JSON = json_values(_KEYS, ["ON", "OFF", "on", "C", "F", "mmHg", "inHg", "hPa", "Online"])
 
 
 def _check(topic: str, payload: bytes) -> None:
     sink = Sink()
-    adapter = TasmotaAdapter(DEVICES, sink, 4096)
-    with contextlib.suppress(BadInputError):
-        adapter.decode(topic, payload, 1.0)
-    for event in sink.events:
-        assert isinstance(event, Reading | Availability)
-        if isinstance(event, Reading):
-            assert measurement_value(event.measurement, event.value) == event.value
-            assert not isinstance(event.value, float) or math.isfinite(event.value)
+    adapters = (TasmotaAdapter(DEVICES, sink, 4096),)
+    decode_only_refuses(adapters, sink, topic, payload, (Reading, Availability))
 
 
-_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@_SETTINGS
+@SETTINGS
 @given(st.sampled_from(_TOPICS), st.binary(max_size=300))
 def test_random_bytes_only_raise_bad_input(topic: str, payload: bytes) -> None:
     _check(topic, payload)
 
 
-@_SETTINGS
+@SETTINGS
 @given(st.sampled_from(_TOPICS), _JSON)
 def test_random_json_only_raises_bad_input(topic: str, doc: object) -> None:
     _check(topic, json.dumps(doc).encode())
 
 
-@_SETTINGS
+@SETTINGS
 @given(st.sampled_from(_TOPICS), st.dictionaries(_KEYS, _JSON, max_size=6))
 def test_random_tasmota_shaped_objects_only_raise_bad_input(topic: str, doc: object) -> None:
     _check(topic, json.dumps(doc).encode())
