@@ -261,7 +261,8 @@ def vm_hwm_bytes(pid: int) -> int:
 
 # -- the hub -----------------------------------------------------------------------------------
 
-HUB_CONFIG = """\
+#: Every benchmark hub: its own id and data dir, quiet logs, the test broker.
+HUB_CONFIG_HEAD = """\
 [hub]
 id = "{hub_id}"
 data_dir = "{data_dir}"
@@ -269,6 +270,10 @@ log_level = "WARNING"
 [mqtt]
 host = "{host}"
 port = {port}
+"""
+HUB_CONFIG = (
+    HUB_CONFIG_HEAD
+    + """\
 [leak]
 confirm_timeout_s = 5
 [[devices]]
@@ -281,6 +286,7 @@ adapter = "zigbee2mqtt"
 name = "Valve 1"
 role = "water_valve"
 """
+)
 
 #: Log lines the benchmarks cause on purpose (each leak is logged as a WARNING by design).
 EXPECTED_LOG = ("water leak at Leak 1: closing 1 valve(s)",)
@@ -341,19 +347,34 @@ class HubProcess:
 
 @contextlib.contextmanager
 def running_hub(
-    broker: Broker, workdir: Path, *, load_sensors: int = LOAD_SENSORS, extra: str = ""
+    broker: Broker,
+    workdir: Path,
+    *,
+    load_sensors: int = LOAD_SENSORS,
+    extra: str = "",
+    devices_toml: str | None = None,
+    timeout: float = 20.0,
 ) -> Iterator[HubProcess]:
     """A hub with a fresh data dir and id, ready (retained `online` seen) on entry, stopped with
-    SIGTERM on exit (it writes its final health row then, so `status()` works afterwards)."""
+    SIGTERM on exit (it writes its final health row then, so `status()` works afterwards).
+
+    Its configuration is `HUB_CONFIG` with `load_sensors` native sensors and `extra`, or, given
+    `devices_toml`, exactly those `[[devices]]` tables under `HUB_CONFIG_HEAD`."""
     hub_id = f"bench-hub-{uuid.uuid4().hex[:8]}"
     home = workdir / hub_id
     home.mkdir(parents=True)
     config = home / "hub.toml"
-    write_config(config, broker, hub_id, home / "data", load_sensors, extra)
+    if devices_toml is None:
+        write_config(config, broker, hub_id, home / "data", load_sensors, extra)
+    else:
+        head = HUB_CONFIG_HEAD.format(
+            hub_id=hub_id, data_dir=home / "data", host=broker.host, port=broker.port
+        )
+        config.write_text(head + devices_toml)
     log = home / "hub.log"
-    proc, ready_s = start_until_ready(
-        python_module("hub", "-c", str(config), "run"), broker, hub_status_topic(hub_id), log
-    )
+    argv = python_module("hub", "-c", str(config), "run")
+    topic = hub_status_topic(hub_id)
+    proc, ready_s = start_until_ready(argv, broker, topic, log, timeout=timeout)
     try:
         yield HubProcess(proc, hub_id, config, log, ready_s)
     finally:
@@ -441,46 +462,3 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         )
 
     return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])])
-
-
-# -- a hub with a given device list (bench.devices) --------------------------------------------
-
-HUB_CONFIG_NO_DEVICES = """\
-[hub]
-id = "{hub_id}"
-data_dir = "{data_dir}"
-log_level = "WARNING"
-[mqtt]
-host = "{host}"
-port = {port}
-"""
-
-
-@contextlib.contextmanager
-def running_hub_with_devices(
-    broker: Broker, workdir: Path, devices_toml: str, *, timeout: float = 60.0
-) -> Iterator[HubProcess]:
-    """Like `running_hub`, but configured with exactly `devices_toml` (`[[devices]]` tables, or
-    "" for none) and nothing else beyond the broker, id and data dir."""
-    hub_id = f"bench-hub-{uuid.uuid4().hex[:8]}"
-    home = workdir / hub_id
-    home.mkdir(parents=True)
-    config = home / "hub.toml"
-    config.write_text(
-        HUB_CONFIG_NO_DEVICES.format(
-            hub_id=hub_id, data_dir=home / "data", host=broker.host, port=broker.port
-        )
-        + devices_toml
-    )
-    log = home / "hub.log"
-    proc, ready_s = start_until_ready(
-        python_module("hub", "-c", str(config), "run"),
-        broker,
-        hub_status_topic(hub_id),
-        log,
-        timeout=timeout,
-    )
-    try:
-        yield HubProcess(proc, hub_id, config, log, ready_s)
-    finally:
-        stop(proc)

@@ -36,7 +36,7 @@ from bench._common import (
     median,
     mib,
     reading_payload,
-    running_hub_with_devices,
+    running_hub,
     vm_hwm_bytes,
 )
 from bench.decoder_cases import AQARA_CLIMATE, SHELLY_SWITCH_STATUS, TASMOTA_POW
@@ -230,7 +230,7 @@ def measure(
     n = sum(v for a, v in p.counts.items() if not mqtt_only or a in MQTT_ADAPTERS)
     memory = Memory(label, n)
     toml = p.mqtt_toml if mqtt_only else p.toml
-    with running_hub_with_devices(broker, workdir, toml) as hub:
+    with running_hub(broker, workdir, devices_toml=toml, timeout=60.0) as hub:
         memory.ready_s = hub.ready_s
         with Load(broker, p.messages, opts.period_s) as load:
             time.sleep(opts.warmup_s)
