@@ -15,6 +15,7 @@ from typing import Any
 from hub import __version__, cli_incidents, cli_models, cli_replay
 from hub.cli_common import EXIT_CONFIG, existing_database
 from hub.cli_output import ago, emit_json, table
+from hub.clock import duration
 from hub.config import Config, config_path, load_config
 from hub.errors import ConfigError, StoreError
 from hub.logsetup import setup_logging
@@ -298,7 +299,7 @@ def _sensors(args: argparse.Namespace, config: Config) -> int:
                 d["adapter"],
                 d["role"] or "",
                 d["location"] or "",
-                _every(d["expected_interval_s"]),
+                "?" if d["expected_interval_s"] is None else duration(d["expected_interval_s"]),
                 ago(d["last_seen"], now),
                 _state(d),
                 values,
@@ -331,17 +332,6 @@ def _state(device: dict[str, Any]) -> str:
         return health
     online: bool | None = device["online"]
     return {True: "online", False: "OFFLINE", None: ""}[online]
-
-
-def _every(seconds: float | None) -> str:
-    """The learned report interval, e.g. `50m`; `?` while it is still being learned."""
-    if seconds is None:
-        return "?"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 def _short(value: object) -> str:

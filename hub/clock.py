@@ -30,3 +30,12 @@ def rfc3339(ts: float) -> str:
 
 def parse_rfc3339(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def duration(seconds: float) -> str:
+    """A span for people: `45 s`, `50 min`, `2.5 h`."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

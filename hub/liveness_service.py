@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from hub.bus import Bus
-from hub.clock import Clock
+from hub.clock import Clock, duration
 from hub.errors import StoreError
 from hub.events import Availability, DeviceDiscovered, HealthChanged, Reading
 from hub.liveness import Assessment, DeviceProfile, DeviceStatus, Health, LivenessTracker
@@ -136,24 +136,14 @@ def _describe(s: DeviceStatus) -> str:
     parts = []
     if s.health in _DEVICE_PROBLEMS:
         expected = (
-            f"expected every {_duration(s.expected_interval_s)}"
+            f"expected every {duration(s.expected_interval_s)}"
             if s.expected_interval_s is not None
             else "its report interval not learned yet"
         )
         parts.append(
-            f"{s.device_id} is {s.health.value}: no report for over {_duration(s.timeout_s)} "
+            f"{s.device_id} is {s.health.value}: no report for over {duration(s.timeout_s)} "
             f"({expected})"
         )
     if s.battery_low:
         parts.append(f"{s.device_id} reports a low battery")
     return "; ".join(parts) or f"{s.device_id} is healthy again"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
