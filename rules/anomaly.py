@@ -107,7 +107,7 @@ class AnomalyRule:
                 episode.peak = max(episode.peak, s.score)
         elif s.at - episode.last_high >= self._clear:
             del self._episodes[s.stream]
-            return self._ended(s, episode) if episode.reported else None
+            return self._ended(s) if episode.reported else None
         held = episode.last_high - episode.started  # how long it has stayed in the band
         sustained = held >= self._sustain and episode.highs >= self._min_points
         if sustained and not episode.reported:
@@ -119,36 +119,40 @@ class AnomalyRule:
         device, _, measurement = s.stream.partition("/")
         minutes = (s.at - e.started) / 60
         what = measurement.replace("_", " ") if measurement else "readings"
-        return IncidentReport(
-            key=scoped_key(IncidentKey.ANOMALY, s.stream),
-            emergency_type=s.system,
-            severity=Severity.MEDIUM.value,
+        return self._report(
+            s,
             title=f"Unusual {what} at {device}: anomalous for {minutes:.0f} min "
             f"(peak score {e.peak:.2f})",
-            location=self._locations.get(device),
-            source_id=s.model,
-            source_version=s.model_version,
-            source_kind=RULE_SOURCE_KIND,
-            at=s.at,
-            sensors=(device,),
             evidence=tuple(_evidence(x) for x in e.trace),
             response_plan=_PLANS.get(s.system, ()),
         )
 
-    def _ended(self, s: AnomalyScore, e: _Episode) -> IncidentReport:
+    def _ended(self, s: AnomalyScore) -> IncidentReport:
+        """The episode's end, as evidence: the incident stays open for the homeowner."""
+        return self._report(s, title="", evidence=(_evidence(s),), response_plan=())
+
+    def _report(
+        self,
+        s: AnomalyScore,
+        *,
+        title: str,
+        evidence: tuple[IncidentEvidence, ...],
+        response_plan: tuple[str, ...],
+    ) -> IncidentReport:
         device = s.stream.partition("/")[0]
         return IncidentReport(
             key=scoped_key(IncidentKey.ANOMALY, s.stream),
             emergency_type=s.system,
             severity=Severity.MEDIUM.value,
-            title="",
+            title=title,
             location=self._locations.get(device),
             source_id=s.model,
             source_version=s.model_version,
             source_kind=RULE_SOURCE_KIND,
             at=s.at,
             sensors=(device,),
-            evidence=(_evidence(s),),
+            evidence=evidence,
+            response_plan=response_plan,
         )
 
 
