@@ -33,6 +33,7 @@ from drivers.serial.sdm import PROFILES, decode_registers
 from hub.config import DeviceConfig
 from hub.errors import BadInputError
 from hub.events import Reading
+from tests.serial_support import SDM120_VALUES, SDM630_VALUES
 
 PAYLOADS = REPO / "tests" / "payloads"
 MAX_PAYLOAD = 64 * 1024  # the hub's default [mqtt] max_payload_bytes
@@ -72,22 +73,6 @@ RTL433_ACURITE = (
     b'"mic" : "CHECKSUM", "mod" : "ASK", "freq" : 433.932, "rssi" : -0.101, "snr" : 21.039, '
     b'"noise" : -21.140}'
 )
-#: tests/test_serial_modbus.py: an SDM120's and an SDM630's values (Eastron's register map).
-SDM120_VALUES = {0x0000: 230.1, 0x0006: 5.25, 0x000C: 1207.5, 0x0046: 50.0, 0x0156: 1234.5}
-SDM630_VALUES = {
-    0x0000: 230.1,
-    0x0002: 231.2,
-    0x0004: 229.8,
-    0x0006: 1.5,
-    0x0008: 2.25,
-    0x000A: 3.0,
-    0x000C: 340.5,
-    0x000E: 500.25,
-    0x0010: 690.0,
-    0x0034: 1530.75,
-    0x0046: 49.98,
-    0x0156: 98765.4,
-}
 #: tests/test_serial_json_lines.py: a JSON-lines leak board, dry.
 JSON_LINE = b'{"water_leak": false, "temperature": 21.4, "battery": 97}'
 

@@ -24,6 +24,23 @@ from hub.measurements import Measurement
 #: Upper bound on any single wait in these tests: a hang fails loudly instead of timing out pytest.
 WAIT_S = 10.0
 
+#: What the SDM meters the tests play hold, at Eastron's input-register addresses (FLOAT32).
+SDM120_VALUES = {0x0000: 230.1, 0x0006: 5.25, 0x000C: 1207.5, 0x0046: 50.0, 0x0156: 1234.5}
+SDM630_VALUES = {
+    0x0000: 230.1,
+    0x0002: 231.2,
+    0x0004: 229.8,
+    0x0006: 1.5,
+    0x0008: 2.25,
+    0x000A: 3.0,
+    0x000C: 340.5,
+    0x000E: 500.25,
+    0x0010: 690.0,
+    0x0034: 1530.75,
+    0x0046: 49.98,
+    0x0156: 98765.4,
+}
+
 
 class PtyPair:
     """One pseudo-terminal: the test holds the master, the code opens `path` (the slave)."""

@@ -34,26 +34,17 @@ from hub.config import DeviceConfig
 from hub.errors import BadInputReason, ConfigError
 from hub.events import DeviceDiscovered
 from hub.measurements import Measurement as M
-from tests.serial_support import NullModem, PluggablePort, RecordingSink, running
+from tests.serial_support import (
+    SDM120_VALUES,
+    SDM630_VALUES,
+    NullModem,
+    PluggablePort,
+    RecordingSink,
+    running,
+)
 from tests.sync_support import FakeClock
 
 FLOAT32 = AsyncModbusSerialClient.DATATYPE.FLOAT32
-
-SDM120 = {0x0000: 230.1, 0x0006: 5.25, 0x000C: 1207.5, 0x0046: 50.0, 0x0156: 1234.5}
-SDM630 = {
-    0x0000: 230.1,
-    0x0002: 231.2,
-    0x0004: 229.8,
-    0x0006: 1.5,
-    0x0008: 2.25,
-    0x000A: 3.0,
-    0x000C: 340.5,
-    0x000E: 500.25,
-    0x0010: 690.0,
-    0x0034: 1530.75,
-    0x0046: 49.98,
-    0x0156: 98765.4,
-}
 
 
 def registers(values: Mapping[int, float], top: int = 0x0160) -> dict[int, int]:
@@ -106,7 +97,7 @@ def service(devices: list[DeviceConfig], sink: RecordingSink, clock: FakeClock) 
 
 
 def test_sdm120_registers_decode_whole() -> None:
-    assert decode_registers("SDM120", registers(SDM120)) == Decoded(
+    assert decode_registers("SDM120", registers(SDM120_VALUES)) == Decoded(
         (
             Sample(M.VOLTAGE, 230.1),
             Sample(M.CURRENT, 5.25),
@@ -118,7 +109,7 @@ def test_sdm120_registers_decode_whole() -> None:
 
 
 def test_a_nan_register_pair_is_refused_alone() -> None:
-    regs = registers(SDM120)
+    regs = registers(SDM120_VALUES)
     regs[0x0000], regs[0x0001] = 0x7FC0, 0x0000  # FLOAT32 quiet NaN
     decoded = decode_registers("SDM220", regs)
     assert [e.reason for e in decoded.refused] == [BadInputReason.NOT_FINITE]
@@ -170,7 +161,9 @@ async def test_two_meters_on_one_port_then_an_unplug(tmp_path: Path, clock: Fake
         sdm("mains", "SDM630", modem.port.path, 2),
     ]
     try:
-        async with modbus_server(modem.device.path, {1: meter(SDM120), 2: meter(SDM630)}):
+        async with modbus_server(
+            modem.device.path, {1: meter(SDM120_VALUES), 2: meter(SDM630_VALUES)}
+        ):
             async with running(service(devices, sink, clock)):
                 await sink.wait_for(
                     lambda s: len(s.values("kitchen")) == 5 and len(s.values("mains")) == 3
@@ -226,13 +219,13 @@ async def test_two_meters_on_one_port_then_an_unplug(tmp_path: Path, clock: Fake
 
 
 async def test_a_meter_that_refuses_some_registers(tmp_path: Path, clock: FakeClock) -> None:
-    """An SDM630 configured where the meter only has registers up to 0x0011 (a wrong model):
+    """An SDM630_VALUES configured where the meter only has registers up to 0x0011 (a wrong model):
     the blocks it refuses are counted (UNSUPPORTED), the phase values still arrive."""
     sink = RecordingSink()
     modem = NullModem(tmp_path / "ttyUSB0")
     devices = [sdm("garage", "SDM630", modem.port.path, 3)]
     try:
-        async with modbus_server(modem.device.path, {3: meter(SDM630, top=0x0012)}):
+        async with modbus_server(modem.device.path, {3: meter(SDM630_VALUES, top=0x0012)}):
             async with running(service(devices, sink, clock)):
                 await sink.wait_for(lambda s: len(s.refused) >= 3)
                 assert sink.refused[:3] == [
