@@ -219,7 +219,7 @@ async def test_two_meters_on_one_port_then_an_unplug(tmp_path: Path, clock: Fake
 
 
 async def test_a_meter_that_refuses_some_registers(tmp_path: Path, clock: FakeClock) -> None:
-    """An SDM630_VALUES configured where the meter only has registers up to 0x0011 (a wrong model):
+    """An SDM630 configured where the meter only has registers up to 0x0011 (a wrong model):
     the blocks it refuses are counted (UNSUPPORTED), the phase values still arrive."""
     sink = RecordingSink()
     modem = NullModem(tmp_path / "ttyUSB0")
