@@ -15,12 +15,20 @@ Three channels, each turned into "how improbable is this" on a log scale, combin
    in a bin holding a tiny share of that history scores `log(share) / log(value_floor)`: a level
    the stream has never visited is rare even when it is reached slowly enough to be forecast.
 3. **Stuck**: a run of identical values longer than `stuck_factor` times the longest run seen
-   before (and at least `stuck_min` readings) reaches 0.5: a sensor that stopped measuring.
+   before (and at least `stuck_min` readings) reaches 0.5: a sensor that stopped measuring. A
+   stream that has never changed is not judged (its first run is its normal).
+
+The surprise channel enters raised to `surprise_power` (> 1): a forecast residual alone is the
+noisiest of the three, so it must be stronger than the others to fire, while a certain one (1.0)
+still is (NAB standard 62.9 with the cube, 58.9 taken as it is). Its short-term mean makes a lone
+spike reach 1.0 on the reading after it, or on the spike itself when it is large against the
+stream's usual errors.
 
 **Suppression**: after a detection (a score at or above the threshold) the stream's *event*
 score is 0 for the next `suppress` readings: one event, one detection, not a burst of repeats
-(what NAB-style scoring and `models score` report). The *level* is the score before suppression:
-what the daemon publishes, for the anomaly rule's own hysteresis and episode logic.
+(what NAB-style scoring and `models score` report). A stuck run is one event too: it enters the
+event score only at the reading where it reaches the limit. The *level* is the score before
+suppression: what the daemon publishes, for the anomaly rule's own hysteresis and episode logic.
 
 The first `warmup` readings of a stream score 0 (its level, spread, error scale and range are
 not known yet). All state is bounded: a dozen floats, a short window, `value_bins + 2` counts.
@@ -41,7 +49,8 @@ class LikelihoodParams:
 
     warmup: int = 300
     threshold: float = 0.5
-    suppress: int = 150
+    suppress: int = 100
+    surprise_power: float = 3.0
     level_weight: float = 0.5
     error_span: float = 300.0
     short_window: int = 10
@@ -134,8 +143,9 @@ class LikelihoodState:
     ) -> Score:
         """Take in one reading; return its scores."""
         n = self.n = self.n + 1
-        surprise = self._surprise(p, target, forecast)
+        surprise = self._surprise(p, target, forecast) ** p.surprise_power
         rare = self._rarity(p, value, at)
+        was_stuck = self.stuck_level(p) >= 0.5
         stuck = self._stuck(p, value)
         if n <= p.warmup:
             return _ZERO
@@ -143,9 +153,10 @@ class LikelihoodState:
         if self.quiet > 0:
             self.quiet -= 1
             return Score(level, 0.0)
-        if level >= p.threshold:
+        event = max(surprise, rare, 0.0 if was_stuck else stuck)
+        if event >= p.threshold:
             self.quiet = p.suppress
-        return Score(level, level)
+        return Score(level, event)
 
     def _surprise(self, p: LikelihoodParams, target: float, forecast: float) -> float:
         err = abs(target - forecast) + p.level_weight * abs(target)
@@ -203,8 +214,9 @@ class LikelihoodState:
         return self.stuck_level(p)
 
     def stuck_level(self, p: LikelihoodParams) -> float:
-        """The stuck channel as of the last reading (0 during the warm-up)."""
-        if self.n <= p.warmup:
+        """The stuck channel as of the last reading (0 during the warm-up, and while the stream
+        has never changed)."""
+        if self.n <= p.warmup or self.longest_run == 0:
             return 0.0
         limit = max(p.stuck_min, p.stuck_factor * self.longest_run)
         return min(1.0, 0.5 * self.run / limit)

@@ -97,7 +97,9 @@ def test_a_surge_is_found_unless_a_detection_just_before_holds_the_stream_quiet(
     det = detector("univariate")
     assert isinstance(det, UnivariateDetector)
     quiet = clean.is_anomaly[1500 - det.params.suppress : 1500].any()
-    assert result.is_anomaly[1500] != quiet
+    # The surprise channel averages over a short window: a surge reaches its full score on its
+    # own reading, or on the next when the stream's usual errors are large beside it.
+    assert result.is_anomaly[1500:1502].any() != quiet
 
 
 def test_normal_household_streams_rarely_raise_a_detection() -> None:

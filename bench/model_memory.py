@@ -1,0 +1,117 @@
+"""What the anomaly models cost in memory, beside what numpy and onnxruntime cost by themselves.
+
+    python -m bench.model_memory [--streams 500] [--readings 400]
+
+Each target runs in a fresh Python process that reads its own /proc/self/status before and
+after; the figures are the growth (VmRSS, and its anonymous and file-backed parts):
+
+* `library floor`: `import numpy, onnxruntime` and one session of a one-node graph (Relu), one
+  intra-op and one inter-op thread, run once: what any use of onnxruntime costs here.
+* `models`: `models.detect` with both shipped models loaded (checksums verified), and
+  `--streams` univariate streams each fed `--readings` readings in batches, as the daemon does.
+
+The hub's own figure (as shipped against `[anomaly] enabled = false`) is in `bench.footprint`;
+it is a little lower than `models` here, because the hub has some of the shared libraries mapped
+already (libstdc++, libcrypto).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench._common import REPO, mib, ratio, table
+
+_STATUS = """
+def status():
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile"):
+                out[key] = int(rest.split()[0]) * 1024
+    return out
+before = status()
+"""
+
+_FLOOR = """
+import numpy as np
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads = 1
+options.inter_op_num_threads = 1
+session = ort.InferenceSession(MODEL, options, providers=["CPUExecutionProvider"])
+session.run(None, {"x": np.zeros((4, 1), dtype=np.float32)})
+"""
+
+_MODELS = """
+import math
+from models.detect import detector
+from models.univariate import StreamState
+uni = detector("univariate")
+detector("water_system")
+states = [StreamState() for _ in range(STREAMS)]
+for r in range(READINGS):
+    uni.score_batch([(s, 60.0 * r, 20.0 + math.sin(r / 30.0 + i)) for i, s in enumerate(states)])
+"""
+
+_REPORT = """
+after = status()
+print(json.dumps({k: after[k] - before[k] for k in before}))
+"""
+
+
+def _relu_model() -> bytes:
+    """A one-node ONNX graph (needs the `onnx` package of the dev extra; the child does not)."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "floor", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())
+
+
+def measure(body: str, **constants: object) -> dict[str, int]:
+    """The growth of a fresh interpreter's memory over `body` (run with `constants` defined)."""
+    head = "import json\n" + "".join(f"{k} = {v!r}\n" for k, v in constants.items())
+    code = head + _STATUS + body + _REPORT
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, text=True
+    )
+    result: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.model_memory", description=__doc__)
+    parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--readings", type=int, default=400)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "relu.onnx"
+        path.write_bytes(_relu_model())
+        floor = measure(f"MODEL = open({str(path)!r}, 'rb').read()\n" + _FLOOR)
+    ours = measure(_MODELS, STREAMS=args.streams, READINGS=args.readings)
+    rows = [
+        [
+            key,
+            f"{mib(floor[key]):.1f}",
+            f"{mib(ours[key]):.1f}",
+            f"{ratio(ours[key], floor[key]):.2f}",
+        ]
+        for key in ("VmRSS", "RssAnon", "RssFile")
+    ]
+    print(
+        f"memory added over a bare interpreter (MiB); models: both loaded, "
+        f"{args.streams} univariate streams x {args.readings} readings"
+    )
+    print(table(["", "library floor", "models", "models / floor"], rows))
+
+
+if __name__ == "__main__":
+    main()
