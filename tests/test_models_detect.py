@@ -153,3 +153,21 @@ def test_stream_state_stays_small() -> None:
     assert len(state.features.window) <= 12
     assert state.likelihood.recent is not None
     assert len(state.likelihood.recent) <= 10
+
+
+def test_a_stream_that_never_changed_is_not_called_stuck() -> None:
+    t = 1.6e9 + 60.0 * np.arange(3000)
+    result = score_table("univariate", t, np.full((3000, 1), 21.5))
+    assert not result.is_anomaly.any()
+    assert result.sustained.max() == 0.0
+
+
+def test_a_stuck_sensor_is_one_event_however_long_it_stays_stuck() -> None:
+    s = _stream("temperature", n=4000, seed=3)
+    x = s.x.copy()
+    x[2000:] = x[2000]  # the sensor freezes for the last 2000 readings
+    result = score_table("univariate", s.t, x.reshape(-1, 1))
+    clean = score_table("univariate", s.t, s.x.reshape(-1, 1))
+    assert not clean.is_anomaly[2000:].any()
+    assert result.is_anomaly[2000:].sum() == 1
+    assert result.levels[-1] >= 0.5  # still stuck: the level stays up
