@@ -251,12 +251,17 @@ def tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
+def proc_status_bytes(pid: int, key: str) -> int:
+    """A memory figure of /proc/<pid>/status in bytes (`VmHWM`, `RssAnon`, `RssFile`, ...)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {key} for pid {pid}")
+
+
 def vm_hwm_bytes(pid: int) -> int:
     """Peak resident set size the kernel recorded for the process (VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmHWM for pid {pid}")
+    return proc_status_bytes(pid, "VmHWM")
 
 
 # -- the hub -----------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 CPU is the process's user+system time (all threads) over `--window` seconds of wall time, as a
 percentage of one core, after `--warmup` seconds of load; the load is a separate process sending
 `--rate` native messages/s of 4 readings (QoS 0) on a steady schedule. RSS is sampled with psutil
-during the window; VmHWM (the kernel's peak, start-up included) is read at its end. The same is
+during the window; VmHWM (the kernel's peak, start-up included) and RssAnon (the resident memory
+that is not shared libraries' file pages) are read at its end. The same is
 measured, one after the other, for a bare paho subscriber and a bare aiomqtt subscriber (uvloop)
 that only count the same messages.
 
@@ -32,6 +33,7 @@ from bench._common import (
     RULES_ONLY,
     median,
     mib,
+    proc_status_bytes,
     ratio,
     running_hub,
     running_peer,
@@ -65,6 +67,7 @@ class Usage:
     cpu_pct: float = float("nan")
     peak_rss: int = 0
     vm_hwm: int = 0
+    rss_anon: int = 0
     load_rate: float = float("nan")
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -118,6 +121,7 @@ def under_load(name: str, broker: Broker, workdir: Path, opts: Options) -> Usage
             time.sleep(opts.warmup_s)
             usage.cpu_pct, rss = sample(proc.pid, opts.window_s, opts.sample_s)
             usage.vm_hwm = vm_hwm_bytes(proc.pid)
+            usage.rss_anon = proc_status_bytes(proc.pid, "RssAnon")
         usage.load_rate = float(gen.stats.get("rate", float("nan")))
     usage.peak_rss = max(rss)
     usage.notes["rss_window_mib"] = f"{mib(rss[0]):.1f} → {mib(rss[-1]):.1f}"
@@ -180,6 +184,12 @@ def report(result: Result) -> None:
             *(f"{mib(x.vm_hwm):.1f}" for x in (hub, rules, paho_, aio)),
             f"{ratio(hub.vm_hwm, paho_.vm_hwm):.1f}x",
             f"{ratio(hub.vm_hwm, aio.vm_hwm):.1f}x",
+        ],
+        [
+            "anonymous RSS at the end, MiB",
+            *(f"{mib(x.rss_anon):.1f}" for x in (hub, rules, paho_, aio)),
+            f"{ratio(hub.rss_anon, paho_.rss_anon):.1f}x",
+            f"{ratio(hub.rss_anon, aio.rss_anon):.1f}x",
         ],
         [
             f"start-up to ready, s (median of {result.options.starts})",
