@@ -16,7 +16,7 @@ from hub import __version__, cli_incidents, cli_models, cli_replay
 from hub.cli_common import EXIT_CONFIG, existing_database
 from hub.cli_output import ago, emit_json, table
 from hub.clock import duration
-from hub.config import Config, config_path, load_config
+from hub.config import WATER_CALIBRATION_FILE, Config, config_path, load_config
 from hub.errors import ConfigError, StoreError
 from hub.logsetup import setup_logging
 from hub.store import hubstate
@@ -271,11 +271,23 @@ def _status(args: argparse.Namespace, config: Config) -> int:
             f"  anomaly detection: {'REFUSED MODEL: ' + str(problem) if problem else 'on'}, "
             f"{anomaly.get('streams', 0)} streams, {anomaly.get('scored', 0)} readings scored"
         )
+        water = anomaly.get("water_system")
+        if isinstance(water, dict):
+            print(f"  water system model: {_water_calibration(water)}")
     bad = state.get("bad_input", {})
     print(
         f"  refused input: {sum(bad.values())}" + "".join(f"\n    {k}: {v}" for k, v in bad.items())
     )
     return 0
+
+
+def _water_calibration(water: dict[str, Any]) -> str:
+    if water.get("calibrated"):
+        text = "calibrated" + (" (kept from an earlier run)" if water.get("restored") else "")
+    else:
+        text = f"calibrating, {water.get('rows', 0)} of {water.get('rows_needed', '?')} rows"
+    note = water.get("note")
+    return f"{text}; {note}" if note else text
 
 
 def _cloud_word(cloud: object) -> str:
@@ -366,7 +378,9 @@ def _sync_flush(args: argparse.Namespace, config: Config) -> int:
 # -- anomaly models ---------------------------------------------------------------------------
 
 
-def _models(args: argparse.Namespace, _config: Config) -> int:
+def _models(args: argparse.Namespace, config: Config) -> int:
+    if args.models_action == "recalibrate":
+        return cli_models.recalibrate(config.hub.data_dir / WATER_CALIBRATION_FILE)
     import models.detect
 
     return cli_models.run(args, models.detect)

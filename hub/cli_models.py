@@ -1,5 +1,5 @@
-"""`homeguard-hub models info` and `models score`: the anomaly models' cards, and a CSV scored the
-way the daemon scores a stream.
+"""`homeguard-hub models info`, `models score` and `models recalibrate`: the anomaly models' cards,
+a CSV scored the way the daemon scores a stream, and forgetting the water system's calibration.
 
 The kernel does not import the `models` package; `hub.cli` hands it in as `backend` (any object
 with the functions of `ModelsBackend`, which `models.detect` has).
@@ -59,8 +59,10 @@ class ModelsBackend(Protocol):
 
 
 def add_parser(sub: Any, handler: Handler) -> None:
-    """Register `models info` and `models score` under the CLI's subcommands."""
-    models = sub.add_parser("models", help="anomaly models: their cards, or score a CSV")
+    """Register `models info`, `models score` and `models recalibrate` under the CLI's subcommands."""
+    models = sub.add_parser(
+        "models", help="anomaly models: their cards, score a CSV, or recalibrate the water system"
+    )
     models_sub = models.add_subparsers(required=True, metavar="ACTION")
     info = models_sub.add_parser("info", help="the models, their cards and checksum status")
     info.add_argument("--json", action="store_true")
@@ -84,12 +86,35 @@ def add_parser(sub: Any, handler: Handler) -> None:
         "--model", help="univariate (one column, the default) or water_system (8 columns)"
     )
     score.set_defaults(handler=handler, models_action="score")
+    recalibrate = models_sub.add_parser(
+        "recalibrate",
+        help="forget the water system's calibration (after a pump or sensor is replaced); "
+        "the hub calibrates afresh when next started",
+    )
+    recalibrate.set_defaults(handler=handler, models_action="recalibrate")
 
 
 def run(args: argparse.Namespace, backend: ModelsBackend) -> int:
     if args.models_action == "info":
         return _info(backend, as_json=args.json)
     return _score(args, backend)
+
+
+def recalibrate(path: Path) -> int:
+    """Remove the water system's kept calibration (`models recalibrate`)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        print(f"no calibration kept ({path} does not exist): nothing to do")
+        return 0
+    except OSError as err:
+        print(f"cannot remove {path}: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"removed {path}; the hub calibrates the water system afresh when next started "
+        "(sudo systemctl restart homeguard-hub), on its first rows of normal operation"
+    )
+    return 0
 
 
 def _info(backend: ModelsBackend, *, as_json: bool) -> int:

@@ -40,6 +40,7 @@ __all__ = [
     "LOCAL_BROKER",
     "MODBUS_MODELS",
     "SERIAL_ADAPTERS",
+    "WATER_CALIBRATION_FILE",
     "Adapter",
     "AnomalySection",
     "BleSection",
@@ -77,6 +78,10 @@ def default_hub_id() -> str:
         if seed:
             return "hub-" + hashlib.sha256(seed.encode()).hexdigest()[:8]
     return "hub-" + hashlib.sha256(os.uname().nodename.encode()).hexdigest()[:8]
+
+
+#: Where the water system model keeps its calibration, in the data dir (`models.water_service`).
+WATER_CALIBRATION_FILE = "water_system.calibration.json"
 
 
 def default_data_dir() -> Path:

@@ -194,6 +194,7 @@ def _optional(
             "problem": anomaly.problem,
             "streams": anomaly.streams,
             "scored": anomaly.scored,
+            "water_system": anomaly.water_status(),
         }
     if wiring.wants_serial(config):
         serial = wiring.serial_service(config, clock, bus, bad_input)

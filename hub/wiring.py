@@ -22,7 +22,13 @@ from drivers.mqtt.zigbee2mqtt import BRIDGE_DEVICE_ID, Zigbee2MqttAdapter
 from hub.bad_input import BadInputLog
 from hub.bus import Bus
 from hub.clock import Clock
-from hub.config import BLE_ADAPTERS, SERIAL_ADAPTERS, Config, DeviceConfig
+from hub.config import (
+    BLE_ADAPTERS,
+    SERIAL_ADAPTERS,
+    WATER_CALIBRATION_FILE,
+    Config,
+    DeviceConfig,
+)
 from hub.events import DeviceDiscovered
 from hub.liveness import DeviceProfile, LivenessTracker
 from hub.liveness_service import LivenessService
@@ -177,6 +183,7 @@ def anomaly_service(config: Config, bus: Bus, clock: Clock) -> AnomalyService:
             columns=columns,
             row_interval_s=water.row_interval_s,
             calibrate_rows=water.calibrate_rows,
+            calibration_file=config.hub.data_dir / WATER_CALIBRATION_FILE,
         )
     return AnomalyService(
         bus=bus, clock=clock, max_streams=config.anomaly.max_streams, water=water_config

@@ -114,6 +114,20 @@ class AnomalyService:
     def streams(self) -> int:
         return len(self._streams)
 
+    def water_status(self) -> dict[str, object] | None:
+        """The water system's calibration (None when no water system is configured or loaded)."""
+        water = self._water
+        if water is None:
+            return None
+        taken, needed = water.calibration_rows
+        return {
+            "calibrated": water.calibrated,
+            "restored": water.restored,
+            "rows": taken,
+            "rows_needed": needed,
+            "note": water.calibration_note,
+        }
+
     def _wanted(self, reading: Reading) -> bool:
         if isinstance(reading.value, bool | str):
             return False

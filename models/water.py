@@ -76,11 +76,47 @@ class WaterParams:
 
 @dataclass(slots=True)
 class Calibration:
+    """What the calibration stretch fitted: kept by the daemon across restarts (`to_json`)."""
+
     mean: Floats
     spread: Floats
     used: npt.NDArray[np.bool_]
     precision: npt.NDArray[np.float32]
     t2_limit: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "used": self.used.tolist(),
+            "mean": self.mean.tolist(),
+            "spread": self.spread.tolist(),
+            "precision": self.precision.tolist(),
+            "t2_limit": self.t2_limit,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Calibration:
+        """The calibration `to_json` wrote; `ValueError` saying what is wrong with anything else."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        try:
+            used = np.asarray(data["used"], dtype=np.bool_)
+            mean = np.asarray(data["mean"], dtype=np.float64)
+            spread = np.asarray(data["spread"], dtype=np.float64)
+            precision = np.asarray(data["precision"], dtype=np.float32)
+            limit = float(data["t2_limit"])
+        except KeyError as err:
+            raise ValueError(f"no {err.args[0]!r}") from None
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"a value of the wrong type ({err})") from None
+        k = int(used.sum())
+        if used.shape != (len(COLUMNS),) or k == 0:
+            raise ValueError(f"'used' must name which of the {len(COLUMNS)} columns are fitted")
+        if mean.shape != (k,) or spread.shape != (k,) or precision.shape != (k, k):
+            raise ValueError(f"'mean', 'spread' and 'precision' must fit {k} used columns")
+        finite = all(np.isfinite(a).all() for a in (mean, spread, precision))
+        if not (finite and (spread > 0).all() and math.isfinite(limit) and limit > 0):
+            raise ValueError("non-finite or non-positive values")
+        return cls(mean, spread, used, precision, limit)
 
 
 @dataclass(slots=True)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 from hub import wiring
 from hub.bus import Bus
-from hub.config import parse_config
+from hub.config import WATER_CALIBRATION_FILE, parse_config
 from hub.events import AnomalyScore, Reading
 from hub.measurements import Measurement
 from tests.sync_support import T0, FakeClock
@@ -27,10 +28,13 @@ CONFIG = {
 }
 
 
-async def test_the_configured_service_scores_streams_and_the_water_loop(clock: FakeClock) -> None:
+async def test_the_configured_service_scores_streams_and_the_water_loop(
+    clock: FakeClock, tmp_path: Path
+) -> None:
     bus = Bus()
     scores = bus.subscribe("test", (AnomalyScore,), maxsize=100_000)
-    service = wiring.anomaly_service(parse_config(CONFIG), bus, clock)
+    config = parse_config({**CONFIG, "hub": {"data_dir": str(tmp_path)}})
+    service = wiring.anomaly_service(config, bus, clock)
     task = asyncio.create_task(service.run())
     try:
         for i in range(80):
@@ -57,3 +61,11 @@ async def test_the_configured_service_scores_streams_and_the_water_loop(clock: F
     assert all(0.0 <= s.score <= 1.0 for s in got)
     assert service.problem is None
     assert service.streams == 3
+    assert service.water_status() == {
+        "calibrated": True,
+        "restored": False,
+        "rows": 50,
+        "rows_needed": 50,
+        "note": None,
+    }
+    assert (tmp_path / WATER_CALIBRATION_FILE).exists()  # kept for the next start

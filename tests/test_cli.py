@@ -105,3 +105,29 @@ def test_status_says_when_an_anomaly_model_was_refused(
     assert main(["-c", str(config), "status"]) == 0
     out = capsys.readouterr().out
     assert f"anomaly detection: REFUSED MODEL: {problem}, 0 streams" in out
+
+
+@pytest.mark.parametrize(
+    ("water", "line"),
+    [
+        (
+            {"calibrated": False, "restored": False, "rows": 120, "rows_needed": 400},
+            "water system model: calibrating, 120 of 400 rows",
+        ),
+        (
+            {"calibrated": True, "restored": True, "rows": 400, "rows_needed": 400},
+            "water system model: calibrated (kept from an earlier run)",
+        ),
+        (
+            {"calibrated": True, "restored": False, "note": "cannot keep the calibration"},
+            "water system model: calibrated; cannot keep the calibration",
+        ),
+    ],
+)
+def test_status_says_where_the_water_system_calibration_stands(
+    config: Path, capsys: pytest.CaptureFixture[str], water: dict[str, object], line: str
+) -> None:
+    db = open_database(config.parent / "data")
+    hubstate.write(db, {"anomaly": {"streams": 6, "scored": 10, "water_system": water}})
+    assert main(["-c", str(config), "status"]) == 0
+    assert line in capsys.readouterr().out

@@ -1,0 +1,198 @@
+"""The water system's calibration is kept across restarts, and only where it still applies."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hub.cli import main
+from hub.config import WATER_CALIBRATION_FILE
+from hub.events import Reading
+from hub.measurements import Measurement
+from models.detect import detector
+from models.water import WaterDetector
+from models.water_service import WaterRows, WaterSystemConfig
+
+T0 = 1_800_000_000.0
+ROWS = 100
+
+
+def _config(path: Path | None) -> WaterSystemConfig:
+    return WaterSystemConfig(
+        columns=(
+            None,  # no accelerometers on this loop
+            None,
+            ("pump", Measurement.CURRENT),
+            ("loop", Measurement.PRESSURE),
+            ("pump", Measurement.TEMPERATURE),
+            ("loop", Measurement.TEMPERATURE),
+            ("pump", Measurement.VOLTAGE),
+            ("meter", Measurement.FLOW),
+        ),
+        calibrate_rows=ROWS,
+        calibration_file=path,
+    )
+
+
+def _readings(seconds: range, seed: int, flow: float = 32.0) -> list[Reading]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in seconds:
+        at = T0 + s
+        out += [
+            Reading("pump", Measurement.CURRENT, 1.3 + rng.normal(0, 0.05), at),
+            Reading("loop", Measurement.PRESSURE, 0.3 + rng.normal(0, 0.05), at + 0.1),
+            Reading("pump", Measurement.TEMPERATURE, 79 + rng.normal(0, 0.1), at + 0.2),
+            Reading("loop", Measurement.TEMPERATURE, 26 + rng.normal(0, 0.02), at + 0.3),
+            Reading("pump", Measurement.VOLTAGE, 233 + rng.normal(0, 2), at + 0.4),
+            Reading("meter", Measurement.FLOW, flow + rng.normal(0, 0.5), at + 0.5),
+        ]
+    return out
+
+
+def _rows(config: WaterSystemConfig) -> WaterRows:
+    model = detector("water_system")
+    assert isinstance(model, WaterDetector)
+    return WaterRows(config, model)
+
+
+def _calibrated(path: Path) -> WaterRows:
+    rows = _rows(_config(path))
+    rows.score(_readings(range(ROWS + 20), seed=1))
+    assert rows.calibrated
+    return rows
+
+
+def test_a_restart_scores_with_the_calibration_kept_from_before(tmp_path: Path) -> None:
+    path = tmp_path / WATER_CALIBRATION_FILE
+    first = _calibrated(path)
+    assert path.exists()
+    assert not first.restored
+    later = _readings(range(200, 300), seed=2, flow=20.0)  # a third of the flow is gone
+    before = first.score(later)
+
+    again = _rows(_config(path))  # the hub restarted, during the fault
+    assert again.calibrated
+    assert again.restored
+    assert again.calibration_note is None
+    after = again.score(later)
+    assert len(after) == len(before) == 100  # no calibration stretch this time
+    assert all(score >= 0.5 for _, score in after[10:])  # the fault is still seen
+    # Once the features' memory (5 + 30 rows, then a 5-row mean of scores) has refilled, the
+    # scores are those the hub would have given without the restart.
+    np.testing.assert_allclose([s for _, s in after[40:]], [s for _, s in before[40:]], rtol=1e-6)
+
+
+def test_without_a_kept_calibration_a_restart_during_a_fault_learns_the_fault(
+    tmp_path: Path,
+) -> None:
+    """Why it is kept: calibrating afresh on a faulty loop calls the fault normal."""
+    rows = _rows(_config(None))
+    scores = rows.score(_readings(range(200, 200 + ROWS + 50), seed=2, flow=20.0))
+    assert all(score < 0.5 for _, score in scores[ROWS + 10 :])
+
+
+def test_other_sensors_mean_a_fresh_calibration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / WATER_CALIBRATION_FILE
+    _calibrated(path)
+    config = _config(path)
+    moved = dataclasses.replace(
+        config, columns=(*config.columns[:7], ("new-meter", Measurement.FLOW))
+    )
+    with caplog.at_level(logging.WARNING):
+        rows = _rows(moved)
+    assert not rows.calibrated
+    assert rows.calibration_note is not None
+    assert "the sensors" in rows.calibration_note
+    assert "calibrating afresh" in caplog.text
+
+
+def test_another_model_file_means_a_fresh_calibration(tmp_path: Path) -> None:
+    path = tmp_path / WATER_CALIBRATION_FILE
+    _calibrated(path)
+    kept = json.loads(path.read_text())
+    kept["model_sha256"] = "0" * 64
+    path.write_text(json.dumps(kept))
+    rows = _rows(_config(path))
+    assert not rows.calibrated
+    assert rows.calibration_note is not None
+    assert "the model" in rows.calibration_note
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda kept: "{not json", "Expecting property name"),
+        (lambda kept: "[]", "not a JSON object"),
+        (lambda kept: json.dumps({**kept, "calibration": None}), "not a JSON object"),
+        (lambda kept: json.dumps({**kept, "calibration": {}}), "no 'used'"),
+        (
+            lambda kept: json.dumps(
+                {**kept, "calibration": {**kept["calibration"], "mean": [1.0, 2.0]}}
+            ),
+            "must fit 6 used columns",
+        ),
+        (
+            lambda kept: json.dumps(
+                {**kept, "calibration": {**kept["calibration"], "t2_limit": -1}}
+            ),
+            "non-finite or non-positive",
+        ),
+        (
+            lambda kept: json.dumps(
+                {**kept, "calibration": {**kept["calibration"], "spread": ["x"] * 6}}
+            ),
+            "wrong type",
+        ),
+    ],
+)
+def test_a_damaged_file_is_refused_with_the_reason_and_replaced(
+    tmp_path: Path, damage: object, why: str
+) -> None:
+    path = tmp_path / WATER_CALIBRATION_FILE
+    _calibrated(path)
+    kept = json.loads(path.read_text())
+    assert callable(damage)
+    path.write_text(damage(kept))
+    rows = _rows(_config(path))
+    assert not rows.calibrated
+    assert rows.calibration_note is not None
+    assert why in rows.calibration_note
+    assert str(path) in rows.calibration_note
+    rows.score(_readings(range(ROWS + 1), seed=3))
+    assert rows.calibrated
+    assert rows.calibration_note is None  # kept again
+    assert _rows(_config(path)).restored
+
+
+def test_a_calibration_that_cannot_be_kept_is_said_and_scoring_goes_on(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    rows = _rows(_config(blocker / WATER_CALIBRATION_FILE))
+    scores = rows.score(_readings(range(ROWS + 20), seed=1))
+    assert rows.calibrated
+    assert len(scores) == ROWS + 20
+    assert rows.calibration_note is not None
+    assert "cannot keep the calibration" in rows.calibration_note
+
+
+def test_models_recalibrate_forgets_the_kept_calibration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[hub]\nid = "hub-cal"\ndata_dir = "{data}"\n')
+    path = data / WATER_CALIBRATION_FILE
+    _calibrated(path)
+    assert main(["-c", str(config), "models", "recalibrate"]) == 0
+    assert not path.exists()
+    assert "calibrates the water system afresh" in capsys.readouterr().out
+    assert main(["-c", str(config), "models", "recalibrate"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
