@@ -267,10 +267,15 @@ def _status(args: argparse.Namespace, config: Config) -> int:
     anomaly = state.get("anomaly")
     if isinstance(anomaly, dict):
         problem = anomaly.get("problem")
+        restored = anomaly.get("restored")
         print(
             f"  anomaly detection: {'REFUSED MODEL: ' + str(problem) if problem else 'on'}, "
-            f"{anomaly.get('streams', 0)} streams, {anomaly.get('scored', 0)} readings scored"
+            f"{anomaly.get('streams', 0)} streams"
+            + (f" ({restored} read back at start)" if restored else "")
+            + f", {anomaly.get('scored', 0)} readings scored"
         )
+        if anomaly.get("state_note"):
+            print(f"  anomaly state: {anomaly['state_note']}")
         water = anomaly.get("water_system")
         if isinstance(water, dict):
             print(f"  water system model: {_water_calibration(water)}")

@@ -34,6 +34,7 @@ from hub.errors import ConfigError
 
 # The device table lives in `hub.config_devices`; its public names are re-exported here.
 __all__ = [
+    "ANOMALY_STATE_FILE",
     "BLE_ADAPTERS",
     "DEFAULT_CONFIG_PATH",
     "HUB_ID_PATTERN",
@@ -82,6 +83,8 @@ def default_hub_id() -> str:
 
 #: Where the water system model keeps its calibration, in the data dir (`models.water_service`).
 WATER_CALIBRATION_FILE = "water_system.calibration.json"
+#: Where the anomaly service keeps its streams' state, in the data dir (`models.state_file`).
+ANOMALY_STATE_FILE = "anomaly_streams.json"
 
 
 def default_data_dir() -> Path:

@@ -194,6 +194,8 @@ def _optional(
             "problem": anomaly.problem,
             "streams": anomaly.streams,
             "scored": anomaly.scored,
+            "restored": anomaly.restored,
+            "state_note": anomaly.state_note,
             "water_system": anomaly.water_status(),
         }
     if wiring.wants_serial(config):

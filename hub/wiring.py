@@ -23,6 +23,7 @@ from hub.bad_input import BadInputLog
 from hub.bus import Bus
 from hub.clock import Clock
 from hub.config import (
+    ANOMALY_STATE_FILE,
     BLE_ADAPTERS,
     SERIAL_ADAPTERS,
     WATER_CALIBRATION_FILE,
@@ -186,7 +187,11 @@ def anomaly_service(config: Config, bus: Bus, clock: Clock) -> AnomalyService:
             calibration_file=config.hub.data_dir / WATER_CALIBRATION_FILE,
         )
     return AnomalyService(
-        bus=bus, clock=clock, max_streams=config.anomaly.max_streams, water=water_config
+        bus=bus,
+        clock=clock,
+        max_streams=config.anomaly.max_streams,
+        water=water_config,
+        state_file=config.hub.data_dir / ANOMALY_STATE_FILE,
     )
 
 

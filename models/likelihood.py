@@ -89,7 +89,7 @@ _MIN_STD = 0.05
 
 
 @dataclass(slots=True)
-class _Rarity:
+class Rarity:
     """A slowly forgetting histogram of a stream's values (weights grow instead of decaying)."""
 
     low: float
@@ -133,7 +133,7 @@ class LikelihoodState:
     low: float = math.inf  # the range of values before the histogram starts
     high: float = -math.inf
     seen: int = 0
-    rarity: _Rarity | None = None
+    rarity: Rarity | None = None
     last_value: float = math.nan
     run: int = 0  # readings in a row with exactly the same value
     longest_run: int = 0  # the longest such run before the current one
@@ -221,12 +221,12 @@ class LikelihoodState:
         limit = max(p.stuck_min, p.stuck_factor * self.longest_run)
         return min(1.0, 0.5 * self.run / limit)
 
-    def _histogram(self, p: LikelihoodParams, first: array[float]) -> _Rarity:
+    def _histogram(self, p: LikelihoodParams, first: array[float]) -> Rarity:
         """The histogram once the range is known: the first `warmup` values as they were, and
         the rest of the first stretch (only its range is kept) spread evenly over that range."""
         span = max(self.high - self.low, 1e-9)
         bins = p.value_bins
-        rarity = _Rarity(
+        rarity = Rarity(
             self.low - 0.5 * span, self.high + 0.5 * span, array("d", [0.0]) * (bins + 2)
         )
         for v in first:

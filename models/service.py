@@ -28,12 +28,20 @@ Configuration (the `[anomaly]` section):
   anomaly rule is tuned for); `level` each reading's onset score before the detector's
   suppression of repeats, `event` the score after it (one detection per event, then 0 for
   `suppress` readings; what `models score` prints).
+- `state_file` (default none; the daemon: `<data_dir>/anomaly_streams.json`): the streams' state
+  is written there every `save_every_s` (default an hour) and when the service stops, and read
+  back when it starts (`models.state_file`), so a restart does not send every stream back to
+  its warm-up. A file that cannot be used is said (`state_note`) and the streams start afresh.
+
+A failure while scoring (a bug, never expected) is logged with its traceback, `problem` says so,
+and the hub runs on with its rules only: the anomaly models never take the hub down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
@@ -42,6 +50,7 @@ from hub.bus import Bus, Overflow, Subscription
 from hub.clock import Clock
 from hub.events import AnomalyScore, Reading
 from hub.measurements import Measurement
+from models import state_file
 from models.likelihood import Score
 from models.runtime import MODELS_DIR, LoadedModel, ModelError, load
 from models.univariate import StreamState, UnivariateDetector
@@ -81,6 +90,8 @@ class AnomalyService:
         publish: Literal["sustained", "level", "event"] = "sustained",
         water: WaterSystemConfig | None = None,
         pace_s: float = 1.0,
+        state_file: Path | None = None,
+        save_every_s: float = 3600.0,
     ) -> None:
         self._bus = bus
         self._clock = clock
@@ -91,6 +102,11 @@ class AnomalyService:
         self._field = ("level", "event", "sustained").index(publish)
         self._water_config = water
         self._pace_s = pace_s
+        self._state_file = state_file
+        self._save_every_s = save_every_s
+        self._last_save = clock.monotonic()
+        #: Held by whoever reads or writes stream state (the scoring thread, a save at stop).
+        self._lock = threading.Lock()
         self._water: WaterRows | None = None
         self._sub: Subscription[Reading] = bus.subscribe(
             "anomaly",
@@ -104,10 +120,14 @@ class AnomalyService:
         self._last_sweep = clock.monotonic()
         self.problem: str | None = None
         self.started = asyncio.Event()  # set once the model is loaded or refused
+        self.rules_only = asyncio.Event()  # set when nothing scores (models refused, or failed)
         self.discarded = 0  # readings dropped unscored because the model was refused
         self.scored = 0
         self.refused = 0
         self.forgotten = 0
+        self.restored = 0  # streams whose state was read back at start
+        self.state_note: str | None = None  # why the state file was not used, or not written
+        self._save_failure: str | None = None
         self._warned_full = False
 
     @property
@@ -144,12 +164,30 @@ class AnomalyService:
             water = await asyncio.to_thread(self._load, "water_system")
             if water is not None:
                 self._water = WaterRows(self._water_config, WaterDetector(water))
+        if self._detector is not None and self._state_file is not None:
+            await asyncio.to_thread(self._restore, self._state_file)
+        if self._detector is None and self._water is None:
+            self.rules_only.set()
         self.started.set()
+        try:
+            await self._score_batches()
+        finally:
+            self._save()  # at stop; waits for a batch being scored, if any
+
+    async def _score_batches(self) -> None:
         async for batch in self._sub.batches():
             if self._detector is None and self._water is None:
                 self.discarded += len(batch)  # nothing scores them; the queue must not fill
                 continue
-            scores, water_scores = await asyncio.to_thread(self._score, batch)
+            try:
+                scores, water_scores = await asyncio.to_thread(self._score, batch)
+            except Exception as err:  # noqa: BLE001 - a scoring bug must not stop the hub
+                _log.exception("anomaly scoring failed; the hub runs on with rules only")
+                self.problem = f"scoring failed ({type(err).__name__}: {err}); rules only"
+                self._detector = self._water = None
+                self.discarded += len(batch)
+                self.rules_only.set()
+                continue
             for start in range(0, len(batch), _CHUNK):
                 # A second's scores in slices, the loop turning between them: a leak arriving
                 # meanwhile waits for one slice (~0.5 ms), not for all of them.
@@ -173,8 +211,56 @@ class AnomalyService:
         _log.info("anomaly model %s %s loaded", loaded.name, loaded.version)
         return loaded
 
+    def _restore(self, path: Path) -> None:
+        detector = self._detector
+        assert detector is not None
+        try:
+            streams = state_file.load(
+                path, str(detector.model.card["sha256"]), detector.params, detector.sustained
+            )
+        except FileNotFoundError:
+            return
+        except (OSError, state_file.StateFileError) as err:
+            self.state_note = f"{path} was not used ({err}): the streams start afresh"
+            _log.warning("anomaly scoring: %s", self.state_note)
+            return
+        kept = list(streams.items())[-self._max_streams :]  # the most recently updated
+        with self._lock:
+            self._streams = OrderedDict(kept)
+        self.restored = len(kept)
+        _log.info("anomaly scoring: %d streams' state read back from %s", len(kept), path)
+
+    def _save(self) -> None:
+        path = self._state_file
+        detector = self._detector
+        if path is None or detector is None:
+            return
+        with self._lock:
+            try:
+                state_file.save(
+                    path, str(detector.model.card["sha256"]), self._clock.now(), self._streams
+                )
+            except OSError as err:  # a full disk: scoring goes on, the state is kept next time
+                self.state_note = self._save_failure = (
+                    f"cannot keep the streams' state in {path} ({err})"
+                )
+                _log.warning("anomaly scoring: %s", self.state_note)
+            else:
+                if self.state_note is not None and self.state_note == self._save_failure:
+                    self.state_note = None  # kept again (a note from the start stays)
+        self._last_save = self._clock.monotonic()
+
     def _score(self, batch: list[Reading]) -> tuple[list[Score | None], list[tuple[float, float]]]:
-        """Runs in the worker thread: the only place stream state is read or written."""
+        """Runs in the worker thread, with the state lock held."""
+        with self._lock:
+            out = self._score_locked(batch)
+        if self._clock.monotonic() - self._last_save >= self._save_every_s:
+            self._save()
+        return out
+
+    def _score_locked(
+        self, batch: list[Reading]
+    ) -> tuple[list[Score | None], list[tuple[float, float]]]:
         detector = self._detector
         out: list[Score | None] = [None] * len(batch)
         if detector is not None:

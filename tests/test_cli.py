@@ -131,3 +131,16 @@ def test_status_says_where_the_water_system_calibration_stands(
     hubstate.write(db, {"anomaly": {"streams": 6, "scored": 10, "water_system": water}})
     assert main(["-c", str(config), "status"]) == 0
     assert line in capsys.readouterr().out
+
+
+def test_status_says_how_many_streams_were_read_back_and_why_not(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = open_database(config.parent / "data")
+    note = "/var/lib/homeguard/anomaly_streams.json was not used (written for another model file)"
+    anomaly = {"streams": 7, "scored": 10, "restored": 5, "state_note": note}
+    hubstate.write(db, {"anomaly": anomaly})
+    assert main(["-c", str(config), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "anomaly detection: on, 7 streams (5 read back at start), 10 readings scored" in out
+    assert f"anomaly state: {note}" in out

@@ -179,6 +179,7 @@ async def test_a_model_failing_its_checksum_is_refused_and_the_hub_runs_on(
             bus.publish(Reading("pipe", Measurement.FLOW, 1.0, T0 + i))
         await asyncio.sleep(0)  # one loop turn: the service takes what is waiting
     assert service.discarded == 10  # its queue (queue_size=10) kept the newest; none scored
+    assert service.rules_only.is_set()
     assert service.problem is not None
     assert "sha256" in service.problem
     assert len(out) == 0

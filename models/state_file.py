@@ -1,0 +1,206 @@
+"""The univariate detector's per-stream state, kept in a file across restarts.
+
+Without it a restart (an update, a power cut) would make every stream start learning again: no
+scores for its first 300 readings, no rarity and no sustained score for a day. The daemon writes
+the state of all its streams now and then and when it stops (`save`), and reads it back when it
+starts (`load`).
+
+The file is JSON: `{"format", "model_sha256", "saved_at", "streams": {name: [state, last_at]}}`.
+A state is encoded field by field (`encode`): numbers as they are (NaN and infinities as JSON's
+`NaN`/`Infinity` extension, which Python reads back exactly), a deque as `{"deque": [...],
+"maxlen": n}`, an array as `{"array": [...]}`, and a dataclass of the state as `{"type": name,
+...fields}`. Reading it back (`decode`) builds only those classes, checks every field against its
+declared type and every array and deque against the length the detector indexes it with, so a
+damaged or hand-edited file is refused with the reason, never half-used; the hub then starts its
+streams afresh. A file written by another model (sha256) or format is not used either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from array import array
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from models.features import PROFILE_SLOTS, WINDOW, UnivariateFeatures
+from models.likelihood import LikelihoodParams, LikelihoodState, Rarity
+from models.sustained import SustainedParams, SustainedState
+from models.univariate import StreamState
+
+#: The file's layout; a file of another format is not used.
+FORMAT = 1
+
+_CLASSES: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (StreamState, UnivariateFeatures, LikelihoodState, Rarity, SustainedState)
+}
+
+
+class StateFileError(ValueError):
+    """The file cannot be used; the message says why."""
+
+
+def encode(value: Any) -> Any:
+    """A JSON-ready form of a state (or of one of its fields)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, deque):
+        return {"deque": list(value), "maxlen": value.maxlen}
+    if isinstance(value, array):
+        return {"array": value.tolist()}
+    if type(value).__name__ in _CLASSES:
+        fields = {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"type": type(value).__name__, **fields}
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def decode(data: Any, where: str = "state") -> Any:
+    """The state `encode` made of it; `StateFileError` naming the field for anything else."""
+    if not isinstance(data, dict):
+        return data
+    if "deque" in data:
+        items = _numbers(data["deque"], where)
+        maxlen = data.get("maxlen")
+        if not (maxlen is None or (isinstance(maxlen, int) and len(items) <= maxlen)):
+            raise StateFileError(f"{where}: a bad maxlen")
+        return deque(items, maxlen=maxlen)
+    if "array" in data:
+        return array("d", _numbers(data["array"], where))
+    cls = _CLASSES.get(str(data.get("type")))
+    if cls is None:
+        raise StateFileError(f"{where}: unknown type {data.get('type')!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    given = set(data) - {"type"}
+    if given != set(fields):
+        raise StateFileError(
+            f"{where}: fields {sorted(given ^ set(fields))} differ from {cls.__name__}'s"
+        )
+    values = {}
+    for name, f in fields.items():
+        value = decode(data[name], f"{where}.{name}")
+        if not _is_a(value, str(f.type)):
+            raise StateFileError(f"{where}.{name}: {type(value).__name__} is not {f.type}")
+        values[name] = value
+    return cls(**values)
+
+
+def _numbers(items: Any, where: str) -> list[float]:
+    if not isinstance(items, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in items
+    ):
+        raise StateFileError(f"{where}: not a list of numbers")
+    return [float(v) for v in items]
+
+
+def _is_a(value: Any, annotation: str) -> bool:
+    """Whether `value` fits a field declared as `annotation` (the states' few kinds of field)."""
+    for kind in (part.strip() for part in annotation.split("|")):
+        base = kind.split("[")[0]
+        if base == "None" and value is None:
+            return True
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and (base == "float" or (base == "int" and isinstance(value, int))):
+            return True
+        if base == "deque" and isinstance(value, deque):
+            return True
+        if base == "array" and isinstance(value, array):
+            return True
+        if base in _CLASSES and isinstance(value, _CLASSES[base]):
+            return True
+    return False
+
+
+def check_shapes(
+    state: StreamState, likelihood: LikelihoodParams, sustained: SustainedParams
+) -> None:
+    """Raise `StateFileError` unless every array and deque has the length the detector uses."""
+
+    def length(value: deque[float] | array[float] | None, allowed: range, what: str) -> None:
+        if value is not None and len(value) not in allowed:
+            raise StateFileError(f"{what} holds {len(value)} values")
+
+    def maxlen(value: deque[float] | None, n: int, what: str) -> None:
+        if value is not None and value.maxlen != n:
+            raise StateFileError(f"{what} keeps {value.maxlen} values, not {n}")
+
+    f, lk, su = state.features, state.likelihood, state.sustained
+    slots = range(PROFILE_SLOTS, PROFILE_SLOTS + 1)
+    maxlen(f.window, WINDOW, "features.window")
+    length(f.profile, slots, "features.profile")
+    maxlen(lk.recent, likelihood.short_window, "likelihood.recent")
+    length(lk.first, range(likelihood.warmup + 1), "likelihood.first")
+    if lk.rarity is not None:
+        bins = likelihood.value_bins + 2
+        length(lk.rarity.counts, range(bins, bins + 1), "likelihood.rarity.counts")
+        if not lk.rarity.low < lk.rarity.high:
+            raise StateFileError("likelihood.rarity has an empty range")
+    maxlen(su.recent, sustained.blocks, "sustained.recent")
+    length(su.profile, slots, "sustained.profile")
+    length(su.profile_hi, slots, "sustained.profile_hi")
+    if su.recent is not None:
+        length(su.seen, slots, "sustained.seen")
+
+
+def save(
+    path: Path, model_sha256: str, saved_at: float, streams: Mapping[str, tuple[StreamState, float]]
+) -> None:
+    """Write the streams' state to `path` atomically (a temporary file, fsync, rename)."""
+    body = {
+        "format": FORMAT,
+        "model_sha256": model_sha256,
+        "saved_at": saved_at,
+        "streams": {name: [encode(state), at] for name, (state, at) in streams.items()},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(body, f, separators=(",", ":"))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename survives a power cut
+    finally:
+        os.close(fd)
+
+
+def load(
+    path: Path,
+    model_sha256: str,
+    likelihood: LikelihoodParams,
+    sustained: SustainedParams,
+) -> dict[str, tuple[StreamState, float]]:
+    """The streams `save` wrote, in their order; `StateFileError` (or `OSError`) if unusable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise StateFileError(f"not JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise StateFileError(f"not a format-{FORMAT} state file")
+    if data.get("model_sha256") != model_sha256:
+        raise StateFileError("written for another model file")
+    streams = data.get("streams")
+    if not isinstance(streams, dict):
+        raise StateFileError("no streams")
+    out: dict[str, tuple[StreamState, float]] = {}
+    for name, entry in streams.items():
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], int | float)):
+            raise StateFileError(f"stream {name!r}: not [state, last_at]")
+        state = decode(entry[0], f"stream {name!r}")
+        if not isinstance(state, StreamState):
+            raise StateFileError(f"stream {name!r}: not a stream state")
+        try:
+            check_shapes(state, likelihood, sustained)
+        except StateFileError as err:
+            raise StateFileError(f"stream {name!r}: {err}") from None
+        at = float(entry[1])
+        if not math.isfinite(at):
+            raise StateFileError(f"stream {name!r}: last_at is not finite")
+        out[name] = (state, at)
+    return out

@@ -1,0 +1,288 @@
+"""The streams' state survives a restart, exactly; a file that cannot be used is refused with the
+reason; and a failure while scoring leaves the hub on its rules, never down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from hub.bus import Bus, Subscription
+from hub.events import AnomalyScore, Reading
+from hub.measurements import Measurement
+from models import runtime, state_file
+from models.detect import detector
+from models.service import AnomalyService
+from models.train import synthetic
+from models.univariate import StreamState, UnivariateDetector
+
+T0 = 1_800_000_000.0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = T0
+
+    def now(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t - T0
+
+
+@contextlib.asynccontextmanager
+async def _running(service: AnomalyService) -> AsyncIterator[None]:
+    task = asyncio.create_task(service.run())
+    try:
+        async with asyncio.timeout(10):
+            await service.started.wait()
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _scores(service: AnomalyService, bus: Bus, readings: list[Reading]) -> list[AnomalyScore]:
+    out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,), maxsize=100_000)
+    async with _running(service):
+        for r in readings:
+            bus.publish(r)
+        async with asyncio.timeout(10):
+            await out.wait(len(readings))
+    return out.drain()
+
+
+def _univariate() -> UnivariateDetector:
+    det = detector("univariate")
+    assert isinstance(det, UnivariateDetector)
+    return det
+
+
+def _streams(n: int = 3000) -> list[Reading]:
+    """Three sensors over a few days (a day and more is what the slow channels need)."""
+    out = []
+    for i, (device, kind) in enumerate(
+        (("plug", "power"), ("hall", "temperature"), ("bath", "humidity"))
+    ):
+        s = synthetic.make_stream(kind, n, np.random.default_rng(i))
+        m = Measurement(kind)
+        out += [Reading(device, m, x, t) for t, x in zip(s.t.tolist(), s.x.tolist(), strict=True)]
+    return sorted(out, key=lambda r: r.at)
+
+
+def test_a_state_read_back_scores_exactly_as_the_state_kept_in_memory(tmp_path: Path) -> None:
+    det = _univariate()
+    s = synthetic.make_stream("temperature", 4000, np.random.default_rng(5))
+    x = s.x.copy()
+    x[3200:] += 3.0  # a shift after the restart: every channel has something to say
+    kept = StreamState()
+    det.score_batch(
+        [(kept, t, v) for t, v in zip(s.t[:2500].tolist(), x[:2500].tolist(), strict=True)]
+    )
+    path = tmp_path / "streams.json"
+    sha = str(det.model.card["sha256"])
+    state_file.save(path, sha, T0, {"hall/temperature": (kept, float(s.t[2499]))})
+    ((name, (restored, at)),) = state_file.load(path, sha, det.params, det.sustained).items()
+    assert (name, at) == ("hall/temperature", float(s.t[2499]))
+    assert restored.likelihood.rarity is not None  # the slow channels were running
+    assert restored.sustained.recent is not None
+    rest = list(zip(s.t[2500:].tolist(), x[2500:].tolist(), strict=True))
+    after_restart = det.score_batch([(restored, t, v) for t, v in rest])
+    in_memory = det.score_batch([(kept, t, v) for t, v in rest])
+    assert after_restart == in_memory
+    assert max(score.level for score in in_memory if score is not None) >= 0.5
+
+
+async def test_the_daemon_keeps_its_streams_across_a_restart(tmp_path: Path) -> None:
+    readings = _streams()
+    half = len(readings) // 2
+    path = tmp_path / "anomaly_streams.json"
+
+    def service(bus: Bus, **kw: Any) -> AnomalyService:
+        return AnomalyService(bus=bus, clock=_Clock(), publish="level", pace_s=0, **kw)
+
+    bus = Bus()
+    unbroken = await _scores(service(bus), bus, readings)
+    bus = Bus()
+    first = await _scores(service(bus, state_file=path), bus, readings[:half])
+    assert path.exists()  # written when the service stopped
+    bus = Bus()
+    again = service(bus, state_file=path)
+    second = await _scores(again, bus, readings[half:])
+    assert again.restored == 3
+    assert again.state_note is None
+    assert [e.score for e in first + second] == [e.score for e in unbroken]
+
+
+async def test_the_state_is_written_now_and_then_not_only_at_stop(tmp_path: Path) -> None:
+    path = tmp_path / "anomaly_streams.json"
+    bus = Bus()
+    clock = _Clock()
+    service = AnomalyService(bus=bus, clock=clock, pace_s=0, state_file=path, save_every_s=600)
+    out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
+    async with _running(service):
+        bus.publish(Reading("plug", Measurement.POWER, 100.0, T0))
+        async with asyncio.timeout(10):
+            await out.wait(1)
+        assert not path.exists()
+        clock.t += 601
+        bus.publish(Reading("plug", Measurement.POWER, 101.0, T0 + 601))
+        async with asyncio.timeout(10):
+            await out.wait(2)
+        assert path.exists()  # while still running
+        kept = json.loads(path.read_text())
+        assert list(kept["streams"]) == ["plug/power"]
+
+
+def _saved(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    det = _univariate()
+    state = StreamState()
+    s = synthetic.make_stream("power", 1500, np.random.default_rng(2))
+    det.score_batch([(state, t, v) for t, v in zip(s.t.tolist(), s.x.tolist(), strict=True)])
+    path = tmp_path / "anomaly_streams.json"
+    state_file.save(path, str(det.model.card["sha256"]), T0, {"plug/power": (state, T0)})
+    return path, json.loads(path.read_text())
+
+
+def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def edit(kept: dict[str, Any]) -> dict[str, Any]:
+        node = kept["streams"]["plug/power"][0]
+        *parents, last = field.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+        return kept
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda kept: {**kept, "model_sha256": "0" * 64}, "another model file"),
+        (lambda kept: {**kept, "format": 99}, "not a format-1 state file"),
+        (lambda kept: {**kept, "streams": []}, "no streams"),
+        (_edit("features.n", "12"), "str is not int"),
+        (_edit("features.mean", True), "bool is not float"),
+        (_edit("features.profile", {"array": [1.0, 2.0]}), "features.profile holds 2 values"),
+        (_edit("features.window", {"deque": [1.0], "maxlen": 3}), "keeps 3 values, not 12"),
+        (_edit("features.window", {"deque": ["x"], "maxlen": 12}), "not a list of numbers"),
+        (_edit("likelihood.rarity.counts", {"array": [0.0]}), "holds 1 values"),
+        (_edit("likelihood.rarity.type", "Popen"), "unknown type 'Popen'"),
+        (_edit("sustained.extra", 1), "differ from SustainedState's"),
+    ],
+)
+async def test_a_state_file_that_cannot_be_used_is_said_and_the_streams_start_afresh(
+    tmp_path: Path, damage: Callable[[dict[str, Any]], dict[str, Any]], why: str
+) -> None:
+    path, kept = _saved(tmp_path)
+    path.write_text(json.dumps(damage(kept)))
+    bus = Bus()
+    service = AnomalyService(bus=bus, clock=_Clock(), pace_s=0, state_file=path)
+    scores = await _scores(service, bus, [Reading("plug", Measurement.POWER, 100.0, T0 + 1)])
+    assert service.restored == 0
+    assert service.state_note is not None
+    assert why in service.state_note
+    assert "the streams start afresh" in service.state_note
+    assert [e.score for e in scores] == [0.0]  # a new stream: its warm-up
+    assert service.problem is None
+    assert state_file.load(
+        path, kept["model_sha256"], _univariate().params, _univariate().sustained
+    )
+
+
+def test_a_file_that_is_not_json_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "anomaly_streams.json"
+    path.write_bytes(b"\x00\xff garbage")
+    det = _univariate()
+    with pytest.raises(state_file.StateFileError, match="not JSON"):
+        state_file.load(path, str(det.model.card["sha256"]), det.params, det.sustained)
+
+
+async def test_more_streams_than_the_limit_keeps_the_most_recent(tmp_path: Path) -> None:
+    path = tmp_path / "anomaly_streams.json"
+    det = _univariate()
+    streams = {}
+    for i in range(5):
+        state = StreamState()
+        det.score_batch([(state, T0 + i, 1.0 + i)])
+        streams[f"plug-{i}/power"] = (state, T0 + i)
+    state_file.save(path, str(det.model.card["sha256"]), T0, streams)
+    service = AnomalyService(bus=Bus(), clock=_Clock(), max_streams=2, state_file=path)
+    async with _running(service):
+        pass
+    assert service.restored == 2
+    kept = json.loads(path.read_text())  # written again at stop
+    assert list(kept["streams"]) == ["plug-3/power", "plug-4/power"]
+
+
+async def test_a_state_that_cannot_be_written_is_said_and_scoring_goes_on(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    bus = Bus()
+    service = AnomalyService(
+        bus=bus, clock=_Clock(), pace_s=0, state_file=blocker / "anomaly_streams.json"
+    )
+    scores = await _scores(service, bus, [Reading("plug", Measurement.POWER, 1.0, T0)])
+    assert len(scores) == 1
+    assert service.state_note is not None
+    assert "cannot keep the streams' state" in service.state_note
+
+
+def _failing_model(directory: Path) -> None:
+    """A univariate model that passes its checksum and loads, but fails in onnxruntime on every
+    batch (a reshape no batch fits): what a runtime fault inside the library looks like."""
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 15])
+    output = helper.make_tensor_value_info("output", TensorProto.FLOAT, None)
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [7, -1])
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["features", "shape"], ["output"])],
+        "failing",
+        [features],
+        [output],
+        [shape],
+    )
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    (directory / "univariate.onnx").write_bytes(data)
+    card = json.loads((runtime.MODELS_DIR / "univariate.card.json").read_text())
+    card["sha256"] = runtime.sha256_of(data)
+    (directory / "univariate.card.json").write_text(json.dumps(card))
+
+
+async def test_a_failure_while_scoring_leaves_the_hub_on_its_rules(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _failing_model(tmp_path)
+    for suffix in (".onnx", ".card.json"):
+        shutil.copy(runtime.MODELS_DIR / f"water_system{suffix}", tmp_path)
+    bus = Bus()
+    service = AnomalyService(bus=bus, clock=_Clock(), pace_s=0, models_dir=tmp_path)
+    out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
+    task = asyncio.create_task(service.run())
+    try:
+        await service.started.wait()
+        assert service.problem is None  # it loaded
+        assert not service.rules_only.is_set()
+        bus.publish(Reading("plug", Measurement.POWER, 1.0, T0))
+        async with asyncio.timeout(10):
+            await service.rules_only.wait()
+        assert not task.done()  # still running: the hub's task group is not torn down
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert service.problem is not None
+    assert "scoring failed" in service.problem
+    assert "rules only" in service.problem
+    assert service.discarded == 1
+    assert out.drain() == []
+    assert "anomaly scoring failed" in caplog.text
