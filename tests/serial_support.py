@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import tty
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from drivers.serial.service import SerialService
 from hub.errors import BadInputError, BadInputReason
 from hub.events import Availability, Reading
 from hub.measurements import Measurement
+from tests.task_support import background
 
 #: Upper bound on any single wait in these tests: a hang fails loudly instead of timing out pytest.
 WAIT_S = 10.0
@@ -190,13 +191,6 @@ class RecordingSink:
         return [reason for _, reason, _ in self.refused]
 
 
-@contextlib.asynccontextmanager
-async def running(service: SerialService) -> AsyncIterator[asyncio.Task[None]]:
+def running(service: SerialService) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
     """Run a service in a task for the body of the `async with`; cancel it and wait at the end."""
-    task = asyncio.create_task(service.run(), name="serial-under-test")
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return background(service.run(), name="serial-under-test")

@@ -19,6 +19,7 @@ from hub.events import IncidentKey, IncidentReport
 from hub.incident import Incident, Status
 from hub.store import incidents as repo
 from hub.store import open_database
+from tests.task_support import background
 
 HUB = "hub-1"
 #: 2026-11-26T00:00:00Z: the virtual clock starts here.
@@ -99,13 +100,8 @@ async def time_flows(clock: FakeClock, task_name: str = "sync-drainer") -> Async
         while True:
             await clock.next_wakeup(task_name)
 
-    task = asyncio.create_task(pump(), name="time-pump")
-    try:
+    async with background(pump(), name="time-pump"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class Outage(httpx.AsyncBaseTransport):

@@ -12,17 +12,11 @@ from hub.store import incidents as repo
 from hub.store import open_database
 from tests.broker import Broker
 from tests.helpers import LEAK, SIREN, VALVE, Peer, hub_config, on, play_valve, running_hub, z2m
+from tests.task_support import background
 
 
-@contextlib.asynccontextmanager
-async def _valve(peer: Peer, *, stuck: bool = False):  # type: ignore[no-untyped-def]
-    task = asyncio.create_task(play_valve(peer, stuck=stuck))
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def _valve(peer: Peer, *, stuck: bool = False):  # type: ignore[no-untyped-def]
+    return background(play_valve(peer, stuck=stuck))
 
 
 def _incident_topic(hub_id: str):  # type: ignore[no-untyped-def]

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -19,52 +18,22 @@ from models import runtime
 from models.detect import score_table
 from models.service import AnomalyService
 from models.train import synthetic
-from models.water_service import WaterSystemConfig
-
-T0 = 1_800_000_000.0
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def now(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t - T0
-
-
-@contextlib.asynccontextmanager
-async def _running(service: AnomalyService) -> AsyncIterator[None]:
-    task = asyncio.create_task(service.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def _take(sub: Subscription[AnomalyScore], n: int) -> list[AnomalyScore]:
-    async with asyncio.timeout(10):
-        await sub.wait(n)
-    return sub.drain()
+from tests.models_support import T0, Clock, pump_config, pump_readings, running, take
 
 
 async def test_scores_numeric_readings_like_the_table_scorer() -> None:
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock())
+    service = AnomalyService(bus=bus, clock=Clock())
     out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
     s = synthetic.make_stream("power", 400, np.random.default_rng(8))
-    async with _running(service):
+    async with running(service):
         for i, (t, x) in enumerate(zip(s.t.tolist(), s.x.tolist(), strict=True)):
             bus.publish(Reading("plug-1", Measurement.POWER, x, t))
             bus.publish(Reading("plug-1", Measurement.SWITCH, True, t))  # not numeric: ignored
             bus.publish(Reading("door", Measurement.CONTACT, False, t))  # not scored
             if i % 50 == 0:
                 await asyncio.sleep(0)  # let the service take a batch now and then
-        scores = await _take(out, 400)
+        scores = await take(out, 400)
     assert len(scores) == 400
     expected = score_table("univariate", s.t, s.x.reshape(-1, 1))
     np.testing.assert_allclose([e.score for e in scores], expected.sustained)
@@ -80,26 +49,26 @@ async def test_scores_numeric_readings_like_the_table_scorer() -> None:
 
 async def test_level_scores_can_be_published_instead() -> None:
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock(), publish="level")
+    service = AnomalyService(bus=bus, clock=Clock(), publish="level")
     out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
     s = synthetic.make_stream("power", 600, np.random.default_rng(8))
-    async with _running(service):
+    async with running(service):
         for t, x in zip(s.t.tolist(), s.x.tolist(), strict=True):
             bus.publish(Reading("plug-1", Measurement.POWER, x, t))
-        scores = await _take(out, 600)
+        scores = await take(out, 600)
     expected = score_table("univariate", s.t, s.x.reshape(-1, 1))
     np.testing.assert_allclose([e.score for e in scores], expected.levels)
 
 
 async def test_event_scores_can_be_published_instead() -> None:
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock(), publish="event")
+    service = AnomalyService(bus=bus, clock=Clock(), publish="event")
     out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
     s = synthetic.make_stream("power", 2000, np.random.default_rng(8))
-    async with _running(service):
+    async with running(service):
         for t, x in zip(s.t.tolist(), s.x.tolist(), strict=True):
             bus.publish(Reading("plug-1", Measurement.POWER, x, t))
-        scores = await _take(out, 2000)
+        scores = await take(out, 2000)
     expected = score_table("univariate", s.t, s.x.reshape(-1, 1))
     assert expected.levels.tolist() != expected.scores.tolist()  # something was suppressed
     np.testing.assert_allclose([e.score for e in scores], expected.scores)
@@ -118,26 +87,26 @@ async def test_event_scores_can_be_published_instead() -> None:
 )
 async def test_each_measurement_has_its_system(measurement: Measurement, system: str) -> None:
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock())
+    service = AnomalyService(bus=bus, clock=Clock())
     out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
-    async with _running(service):
+    async with running(service):
         bus.publish(Reading("dev", measurement, 1.0, T0))
-        (score,) = await _take(out, 1)
+        (score,) = await take(out, 1)
     assert score.system == system
     assert score.stream == f"dev/{measurement.value}"
 
 
 async def test_streams_are_capped_and_nan_and_late_readings_are_not_scored() -> None:
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock(), max_streams=3)
+    service = AnomalyService(bus=bus, clock=Clock(), max_streams=3)
     out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
-    async with _running(service):
+    async with running(service):
         for i in range(10):
             bus.publish(Reading(f"t{i}", Measurement.TEMPERATURE, 20.0, T0 + i))
         bus.publish(Reading("t9", Measurement.TEMPERATURE, float("nan"), T0 + 20))
         bus.publish(Reading("t9", Measurement.TEMPERATURE, 21.0, T0 + 5))  # older than its last
         bus.publish(Reading("t9", Measurement.TEMPERATURE, 21.0, T0 + 30))
-        scores = await _take(out, 11)
+        scores = await take(out, 11)
     assert [s.stream for s in scores][-1] == "t9/temperature"
     assert service.streams == 3
     assert service.forgotten == 7
@@ -146,15 +115,15 @@ async def test_streams_are_capped_and_nan_and_late_readings_are_not_scored() -> 
 
 async def test_idle_streams_are_forgotten() -> None:
     bus = Bus()
-    clock = _Clock()
+    clock = Clock()
     service = AnomalyService(bus=bus, clock=clock, idle_s=60.0)
     out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
-    async with _running(service):
+    async with running(service):
         bus.publish(Reading("old", Measurement.HUMIDITY, 50.0, T0))
-        await _take(out, 1)
+        await take(out, 1)
         clock.t += 7200.0
         bus.publish(Reading("new", Measurement.HUMIDITY, 50.0, clock.t))
-        await _take(out, 1)
+        await take(out, 1)
     assert service.streams == 1
     assert service.forgotten == 1
 
@@ -169,10 +138,10 @@ async def test_a_model_failing_its_checksum_is_refused_and_the_hub_runs_on(
     (tmp_path / "univariate.onnx").write_bytes(bytes(data))
     caplog.set_level(logging.WARNING, logger="models.service")
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock(), models_dir=tmp_path, queue_size=10)
+    service = AnomalyService(bus=bus, clock=Clock(), models_dir=tmp_path, queue_size=10)
     out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
     seen: Subscription[Reading] = bus.subscribe("rules", (Reading,))
-    async with _running(service):
+    async with running(service):
         async with asyncio.timeout(10):
             await service.started.wait()
         for i in range(50):
@@ -193,7 +162,7 @@ async def test_a_stuck_sensor_becomes_an_incident_through_the_anomaly_rule() -> 
     from rules.anomaly import AnomalyRule
 
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock())
+    service = AnomalyService(bus=bus, clock=Clock())
     rule = AnomalyRule(bus=bus)
     reports: Subscription[IncidentReport] = bus.subscribe("test", (IncidentReport,))
     s = synthetic.make_stream("temperature", 1500, np.random.default_rng(21))
@@ -202,7 +171,7 @@ async def test_a_stuck_sensor_becomes_an_incident_through_the_anomaly_rule() -> 
     got: list[IncidentReport] = []
     rule_task = asyncio.create_task(rule.run())
     try:
-        async with _running(service):
+        async with running(service):
             for t, v in zip(s.t.tolist(), x.tolist(), strict=True):
                 bus.publish(Reading("hall", Measurement.TEMPERATURE, v, t))
             async with asyncio.timeout(10):
@@ -225,13 +194,13 @@ async def _incidents(x: np.ndarray, t: np.ndarray) -> list[IncidentReport]:
     from rules.anomaly import AnomalyRule
 
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock())
+    service = AnomalyService(bus=bus, clock=Clock())
     rule = AnomalyRule(bus=bus)
     scores: Subscription[AnomalyScore] = bus.subscribe("scores", (AnomalyScore,))
     reports: Subscription[IncidentReport] = bus.subscribe("test", (IncidentReport,))
     rule_task = asyncio.create_task(rule.run())
     try:
-        async with _running(service):
+        async with running(service):
             for i, (at, v) in enumerate(zip(t.tolist(), x.tolist(), strict=True)):
                 bus.publish(Reading("hall", Measurement.TEMPERATURE, v, at))
                 if i % 500 == 0:
@@ -278,47 +247,19 @@ async def test_a_sustained_drift_opens_exactly_one_incident() -> None:
     assert s.t[3500] < first.at < s.t[3500] + 18 * 3600
 
 
-def _pump_config() -> WaterSystemConfig:
-    return WaterSystemConfig(
-        columns=(
-            None,  # no accelerometers on this loop
-            None,
-            ("pump", Measurement.CURRENT),
-            ("loop", Measurement.PRESSURE),
-            ("pump", Measurement.TEMPERATURE),
-            ("loop", Measurement.TEMPERATURE),
-            ("pump", Measurement.VOLTAGE),
-            ("meter", Measurement.FLOW),
-        ),
-        calibrate_rows=100,
-    )
-
-
-def _pump_readings(rng: np.random.Generator, second: int, flow: float) -> list[Reading]:
-    at = T0 + second
-    return [
-        Reading("pump", Measurement.CURRENT, 1.3 + rng.normal(0, 0.05), at),
-        Reading("loop", Measurement.PRESSURE, 0.3 + rng.normal(0, 0.05), at + 0.1),
-        Reading("pump", Measurement.TEMPERATURE, 79 + rng.normal(0, 0.1), at + 0.2),
-        Reading("loop", Measurement.TEMPERATURE, 26 + rng.normal(0, 0.02), at + 0.3),
-        Reading("pump", Measurement.VOLTAGE, 233 + rng.normal(0, 2), at + 0.4),
-        Reading("meter", Measurement.FLOW, flow + rng.normal(0, 0.5), at + 0.5),
-    ]
-
-
 async def test_a_water_system_is_scored_from_its_devices_readings() -> None:
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock(), water=_pump_config())
+    service = AnomalyService(bus=bus, clock=Clock(), water=pump_config())
     out: Subscription[AnomalyScore] = bus.subscribe(
         "test", (AnomalyScore,), where=lambda s: s.stream == "water_system"
     )
     rng = np.random.default_rng(3)
-    async with _running(service):
+    async with running(service):
         for second in range(300):
-            for r in _pump_readings(rng, second, 32.0 if second < 250 else 20.0):
+            for r in pump_readings(rng, second, 32.0 if second < 250 else 20.0):
                 bus.publish(r)
             await asyncio.sleep(0)  # let the service take a batch now and then
-        scores = await _take(out, 300)
+        scores = await take(out, 300)
     assert len(scores) == 300  # one row a second (row_interval_s = 1)
     assert {s.system for s in scores} == {"water_damage"}
     assert {s.model for s in scores} == {"water_system"}
@@ -333,12 +274,12 @@ async def test_a_refused_water_model_leaves_the_univariate_one_running(tmp_path:
             shutil.copy(runtime.MODELS_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
     (tmp_path / "water_system.onnx").write_bytes(b"not the model")
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock(), water=_pump_config(), models_dir=tmp_path)
+    service = AnomalyService(bus=bus, clock=Clock(), water=pump_config(), models_dir=tmp_path)
     out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
-    async with _running(service):
-        for r in _pump_readings(np.random.default_rng(1), 0, 32.0):
+    async with running(service):
+        for r in pump_readings(np.random.default_rng(1), 0, 32.0):
             bus.publish(r)
-        scores = await _take(out, 6)
+        scores = await take(out, 6)
     assert service.problem is not None
     assert "water_system" in service.problem
     assert {s.model for s in scores} == {"univariate"}

@@ -4,10 +4,9 @@ reason; and a failure while scoring leaves the hub on its rules, never down."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,37 +22,12 @@ from models.detect import detector
 from models.service import AnomalyService
 from models.train import synthetic
 from models.univariate import StreamState, UnivariateDetector
-
-T0 = 1_800_000_000.0
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def now(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t - T0
-
-
-@contextlib.asynccontextmanager
-async def _running(service: AnomalyService) -> AsyncIterator[None]:
-    task = asyncio.create_task(service.run())
-    try:
-        async with asyncio.timeout(10):
-            await service.started.wait()
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+from tests.models_support import T0, Clock, running
 
 
 async def _scores(service: AnomalyService, bus: Bus, readings: list[Reading]) -> list[AnomalyScore]:
     out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,), maxsize=100_000)
-    async with _running(service):
+    async with running(service):
         for r in readings:
             bus.publish(r)
         async with asyncio.timeout(10):
@@ -108,7 +82,7 @@ async def test_the_daemon_keeps_its_streams_across_a_restart(tmp_path: Path) -> 
     path = tmp_path / "anomaly_streams.json"
 
     def service(bus: Bus, **kw: Any) -> AnomalyService:
-        return AnomalyService(bus=bus, clock=_Clock(), publish="level", pace_s=0, **kw)
+        return AnomalyService(bus=bus, clock=Clock(), publish="level", pace_s=0, **kw)
 
     bus = Bus()
     unbroken = await _scores(service(bus), bus, readings)
@@ -126,10 +100,10 @@ async def test_the_daemon_keeps_its_streams_across_a_restart(tmp_path: Path) -> 
 async def test_the_state_is_written_now_and_then_not_only_at_stop(tmp_path: Path) -> None:
     path = tmp_path / "anomaly_streams.json"
     bus = Bus()
-    clock = _Clock()
+    clock = Clock()
     service = AnomalyService(bus=bus, clock=clock, pace_s=0, state_file=path, save_every_s=600)
     out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
-    async with _running(service):
+    async with running(service):
         bus.publish(Reading("plug", Measurement.POWER, 100.0, T0))
         async with asyncio.timeout(10):
             await out.wait(1)
@@ -187,7 +161,7 @@ async def test_a_state_file_that_cannot_be_used_is_said_and_the_streams_start_af
     path, kept = _saved(tmp_path)
     path.write_text(json.dumps(damage(kept)))
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock(), pace_s=0, state_file=path)
+    service = AnomalyService(bus=bus, clock=Clock(), pace_s=0, state_file=path)
     scores = await _scores(service, bus, [Reading("plug", Measurement.POWER, 100.0, T0 + 1)])
     assert service.restored == 0
     assert service.state_note is not None
@@ -217,8 +191,8 @@ async def test_more_streams_than_the_limit_keeps_the_most_recent(tmp_path: Path)
         det.score_batch([(state, T0 + i, 1.0 + i)])
         streams[f"plug-{i}/power"] = (state, T0 + i)
     state_file.save(path, str(det.model.card["sha256"]), T0, streams)
-    service = AnomalyService(bus=Bus(), clock=_Clock(), max_streams=2, state_file=path)
-    async with _running(service):
+    service = AnomalyService(bus=Bus(), clock=Clock(), max_streams=2, state_file=path)
+    async with running(service):
         pass
     assert service.restored == 2
     kept = json.loads(path.read_text())  # written again at stop
@@ -230,7 +204,7 @@ async def test_a_state_that_cannot_be_written_is_said_and_scoring_goes_on(tmp_pa
     blocker.write_text("")
     bus = Bus()
     service = AnomalyService(
-        bus=bus, clock=_Clock(), pace_s=0, state_file=blocker / "anomaly_streams.json"
+        bus=bus, clock=Clock(), pace_s=0, state_file=blocker / "anomaly_streams.json"
     )
     scores = await _scores(service, bus, [Reading("plug", Measurement.POWER, 1.0, T0)])
     assert len(scores) == 1
@@ -265,21 +239,15 @@ async def test_a_failure_while_scoring_leaves_the_hub_on_its_rules(
     for suffix in (".onnx", ".card.json"):
         shutil.copy(runtime.MODELS_DIR / f"water_system{suffix}", tmp_path)
     bus = Bus()
-    service = AnomalyService(bus=bus, clock=_Clock(), pace_s=0, models_dir=tmp_path)
+    service = AnomalyService(bus=bus, clock=Clock(), pace_s=0, models_dir=tmp_path)
     out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
-    task = asyncio.create_task(service.run())
-    try:
-        await service.started.wait()
+    async with running(service) as task:
         assert service.problem is None  # it loaded
         assert not service.rules_only.is_set()
         bus.publish(Reading("plug", Measurement.POWER, 1.0, T0))
         async with asyncio.timeout(10):
             await service.rules_only.wait()
         assert not task.done()  # still running: the hub's task group is not torn down
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     assert service.problem is not None
     assert "scoring failed" in service.problem
     assert "rules only" in service.problem

@@ -17,42 +17,18 @@ from hub.measurements import Measurement
 from models.detect import detector
 from models.water import WaterDetector
 from models.water_service import WaterRows, WaterSystemConfig
+from tests.models_support import pump_config, pump_readings
 
-T0 = 1_800_000_000.0
 ROWS = 100
 
 
 def _config(path: Path | None) -> WaterSystemConfig:
-    return WaterSystemConfig(
-        columns=(
-            None,  # no accelerometers on this loop
-            None,
-            ("pump", Measurement.CURRENT),
-            ("loop", Measurement.PRESSURE),
-            ("pump", Measurement.TEMPERATURE),
-            ("loop", Measurement.TEMPERATURE),
-            ("pump", Measurement.VOLTAGE),
-            ("meter", Measurement.FLOW),
-        ),
-        calibrate_rows=ROWS,
-        calibration_file=path,
-    )
+    return pump_config(ROWS, path)
 
 
 def _readings(seconds: range, seed: int, flow: float = 32.0) -> list[Reading]:
     rng = np.random.default_rng(seed)
-    out = []
-    for s in seconds:
-        at = T0 + s
-        out += [
-            Reading("pump", Measurement.CURRENT, 1.3 + rng.normal(0, 0.05), at),
-            Reading("loop", Measurement.PRESSURE, 0.3 + rng.normal(0, 0.05), at + 0.1),
-            Reading("pump", Measurement.TEMPERATURE, 79 + rng.normal(0, 0.1), at + 0.2),
-            Reading("loop", Measurement.TEMPERATURE, 26 + rng.normal(0, 0.02), at + 0.3),
-            Reading("pump", Measurement.VOLTAGE, 233 + rng.normal(0, 2), at + 0.4),
-            Reading("meter", Measurement.FLOW, flow + rng.normal(0, 0.5), at + 0.5),
-        ]
-    return out
+    return [r for s in seconds for r in pump_readings(rng, s, flow)]
 
 
 def _rows(config: WaterSystemConfig) -> WaterRows:
