@@ -31,6 +31,7 @@ from hub.config_devices import (
 )
 from hub.config_locate import locate_key
 from hub.errors import ConfigError
+from hub.measurements import Measurement
 
 # The device table lives in `hub.config_devices`; its public names are re-exported here.
 __all__ = [
@@ -255,7 +256,23 @@ class AnomalySection(Section):
     enabled: bool = True
     #: Streams scored at once (the least recently seen is forgotten beyond this).
     max_streams: Annotated[int, Field(ge=1, le=10_000)] = 500
+    #: Left out of anomaly detection: a device id (all its streams) or `device_id/measurement`.
+    ignore: list[str] = Field(default_factory=list)
     water_system: WaterSystemSection | None = None
+
+    @field_validator("ignore")
+    @classmethod
+    def _ignore(cls, value: list[str]) -> list[str]:
+        known = {m.value for m in Measurement}
+        for entry in value:
+            device, _, measurement = entry.partition("/")
+            if not device:
+                raise ValueError(f"{entry!r}: expected a device id, or device_id/measurement")
+            if measurement and measurement not in known:
+                raise ValueError(
+                    f"{entry!r}: no measurement {measurement!r} (one of {', '.join(sorted(known))})"
+                )
+        return value
 
 
 class StoreSection(Section):

@@ -192,6 +192,7 @@ def anomaly_service(config: Config, bus: Bus, clock: Clock) -> AnomalyService:
         max_streams=config.anomaly.max_streams,
         water=water_config,
         state_file=config.hub.data_dir / ANOMALY_STATE_FILE,
+        ignore=frozenset(config.anomaly.ignore),
     )
 
 

@@ -20,6 +20,8 @@ Configuration (the `[anomaly]` section):
 - `max_streams` (default 500): streams with state at once (about 9 kB each).
 - `queue_size` (default 20000): readings waiting for the scorer before the oldest is dropped.
 - `idle_s` (default 7 days): a stream silent this long is forgotten (it warms up again).
+- `ignore` (default none): device ids, or `device_id/measurement` streams, the univariate model
+  leaves alone (a sensor whose normal life looks anomalous); the water system still gets them.
 - `models_dir` (default: the models shipped in the package).
 - `water` (default none): a `WaterSystemConfig` naming the devices of the home's pump loop, to
   score them together with the `water_system` model (stream `water_system`, system
@@ -92,6 +94,7 @@ class AnomalyService:
         pace_s: float = 1.0,
         state_file: Path | None = None,
         save_every_s: float = 3600.0,
+        ignore: frozenset[str] = frozenset(),
     ) -> None:
         self._bus = bus
         self._clock = clock
@@ -102,6 +105,7 @@ class AnomalyService:
         self._field = ("level", "event", "sustained").index(publish)
         self._water_config = water
         self._pace_s = pace_s
+        self._ignore = ignore
         self._state_file = state_file
         self._save_every_s = save_every_s
         self._last_save = clock.monotonic()
@@ -151,10 +155,20 @@ class AnomalyService:
     def _wanted(self, reading: Reading) -> bool:
         if isinstance(reading.value, bool | str):
             return False
-        if reading.measurement in SYSTEMS:
+        if self._scored(reading):
             return True
         water = self._water_config
         return water is not None and (reading.device_id, reading.measurement) in water.columns
+
+    def _scored(self, reading: Reading) -> bool:
+        """Whether the univariate model scores this (numeric) reading's stream."""
+        if reading.measurement not in SYSTEMS:
+            return False
+        ignore = self._ignore
+        return not ignore or (
+            reading.device_id not in ignore
+            and f"{reading.device_id}/{reading.measurement.value}" not in ignore
+        )
 
     async def run(self) -> None:
         loaded = await asyncio.to_thread(self._load, self._model_name)
@@ -267,7 +281,7 @@ class AnomalyService:
             items = []
             where = []
             for i, r in enumerate(batch):
-                if r.measurement in SYSTEMS:
+                if self._scored(r):
                     state = self._state(f"{r.device_id}/{r.measurement.value}", r.at)
                     items.append((state, r.at, float(r.value)))
                     where.append(i)

@@ -274,3 +274,13 @@ def test_serial_ports_are_shared_only_by_modbus_meters_that_agree(tmp_path: Path
     for i, (text, expected) in enumerate(cases.items()):
         message = _error(_write(tmp_path, text, f"bad{i}.toml"))
         assert message.endswith(expected), message
+
+
+def test_anomaly_ignore_takes_devices_and_streams_and_names_a_typo(tmp_path: Path) -> None:
+    ok = _write(tmp_path, '[anomaly]\nignore = ["pool-pump", "freezer/temperature"]\n')
+    assert load_config(ok).anomaly.ignore == ["pool-pump", "freezer/temperature"]
+    typo = _write(tmp_path, '[anomaly]\nenabled = true\nignore = ["freezer/temprature"]\n')
+    message = _error(typo)
+    assert message.startswith(f"{typo}:3: anomaly.ignore: ")
+    assert "no measurement 'temprature'" in message
+    assert "temperature" in message

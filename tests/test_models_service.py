@@ -284,3 +284,19 @@ async def test_a_refused_water_model_leaves_the_univariate_one_running(tmp_path:
     assert "water_system" in service.problem
     assert {s.model for s in scores} == {"univariate"}
     assert len(scores) == 6
+
+
+async def test_ignored_devices_and_streams_are_not_scored() -> None:
+    bus = Bus()
+    service = AnomalyService(
+        bus=bus, clock=Clock(), pace_s=0, ignore=frozenset({"pool-pump", "freezer/temperature"})
+    )
+    out: Subscription[AnomalyScore] = bus.subscribe("test", (AnomalyScore,))
+    async with running(service):
+        for i in range(3):
+            bus.publish(Reading("pool-pump", Measurement.POWER, 900.0, T0 + i))
+            bus.publish(Reading("freezer", Measurement.TEMPERATURE, -18.0, T0 + i))
+            bus.publish(Reading("freezer", Measurement.POWER, 80.0, T0 + i))
+        scores = await take(out, 3)
+    assert {s.stream for s in scores} == {"freezer/power"}
+    assert service.streams == 1
