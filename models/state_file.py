@@ -20,13 +20,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from array import array
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hub.atomic_file import write_json
 from models.features import PROFILE_SLOTS, WINDOW, UnivariateFeatures
 from models.likelihood import LikelihoodParams, LikelihoodState, Rarity
 from models.sustained import SustainedParams, SustainedState
@@ -149,25 +149,14 @@ def check_shapes(
 def save(
     path: Path, model_sha256: str, saved_at: float, streams: Mapping[str, tuple[StreamState, float]]
 ) -> None:
-    """Write the streams' state to `path` atomically (a temporary file, fsync, rename)."""
+    """Write the streams' state to `path` atomically (`hub.atomic_file`); `OSError` if it cannot."""
     body = {
         "format": FORMAT,
         "model_sha256": model_sha256,
         "saved_at": saved_at,
         "streams": {name: [encode(state), at] for name, (state, at) in streams.items()},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(body, f, separators=(",", ":"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # the rename survives a power cut
-    finally:
-        os.close(fd)
+    write_json(path, body)
 
 
 def load(

@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub.atomic_file import write_json
 from hub.events import Reading
 from hub.measurements import Measurement
 from models.water import COLUMNS, Calibration, WaterDetector
@@ -162,26 +162,10 @@ class WaterRows:
         if path is None or calibration is None:
             return
         body = {**self._identity(), "calibrated_at": at, "calibration": calibration.to_json()}
-        tmp = path.with_name(path.name + ".tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(body, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            _fsync_directory(path.parent)
+            write_json(path, body)
         except OSError as err:  # a full disk: the hub scores on, it recalibrates after a restart
             self._note(f"cannot keep the calibration in {path} ({err})")
             return
         self.calibration_note = None
         _log.info("water system: calibrated; kept in %s", path)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename in `directory` survive a power cut."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
