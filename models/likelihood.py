@@ -20,7 +20,7 @@ Three channels, each turned into "how improbable is this" on a log scale, combin
 
 The surprise channel enters raised to `surprise_power` (> 1): a forecast residual alone is the
 noisiest of the three, so it must be stronger than the others to fire, while a certain one (1.0)
-still is (NAB standard 62.9 with the cube, 58.9 taken as it is). Its short-term mean makes a lone
+still is (NAB standard 62.8 with the cube, 59.5 taken as it is). Its short-term mean makes a lone
 spike reach 1.0 on the reading after it, or on the spike itself when it is large against the
 stream's usual errors.
 
