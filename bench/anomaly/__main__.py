@@ -1,6 +1,6 @@
 """Score the hub's anomaly models on the public benchmarks, beside the published figures.
 
-    python -m bench.anomaly [--data PATH] [--model NAME ...] [--no-nab] [--no-skab]
+    python -m bench.anomaly [--data PATH] [--model NAME ...] [--no-nab] [--no-skab] [--no-cost]
 
 * **NAB v1.1** (58 series, one column each): every profile (standard / reward low FP / reward low
   FN) at the corpus-optimised threshold (NAB's protocol) and at the model's own operating
@@ -9,6 +9,9 @@
 * **SKAB valve1 + valve2** (8 columns): in each file the first 400 rows calibrate and the rest is
   scored with the model's binary decisions: point-wise F1 / FAR / MAR and the NAB-style score with
   60 s windows right of each change point.
+
+* **Cost**: the univariate detector's µs per reading in batches of 256 and one at a time, beside
+  the bare onnxruntime call on the same feature rows.
 
 The models come from ``models.detect`` (imported lazily; a missing model is reported, not fatal).
 A causal z-score baseline computed here anchors each table: on NAB a rolling window of the previous
@@ -199,6 +202,42 @@ def run_skab(root: Path, detectors: Sequence[tuple[str, Scorer]]) -> None:
         )
 
 
+def run_cost(readings: int = 20_000, batch: int = 256) -> None:
+    """The univariate detector's cost per reading, batched (as the daemon scores) and one at a
+    time, beside the bare onnxruntime call on the same feature rows (the library's floor)."""
+    from models.detect import detector
+    from models.train import synthetic
+    from models.univariate import StreamState, UnivariateDetector
+
+    det = detector("univariate")
+    assert isinstance(det, UnivariateDetector)
+    s = synthetic.make_stream("power", readings, np.random.default_rng(1))
+    items = list(zip(s.t.tolist(), s.x.tolist(), strict=True))
+
+    def hub(size: int) -> float:
+        state = StreamState()
+        start = time.perf_counter()
+        for i in range(0, readings, size):
+            det.score_batch([(state, t, x) for t, x in items[i : i + size]])
+        return (time.perf_counter() - start) / readings * 1e6
+
+    state = StreamState()
+    rows = np.asarray([state.features.step(t, x)[0] for t, x in items], dtype=np.float32)
+
+    def bare(size: int) -> float:
+        start = time.perf_counter()
+        for i in range(0, readings, size):
+            det.model.run(rows[i : i + size])
+        return (time.perf_counter() - start) / readings * 1e6
+
+    print(f"\n## Cost of the univariate detector ({readings} readings of one stream)\n")
+    print("| | detector µs/reading | bare onnxruntime call µs/reading | detector / bare |")
+    print("|---|---|---|---|")
+    for label, size in ((f"batches of {batch}", batch), ("one at a time", 1)):
+        ours, floor = min(hub(size) for _ in range(3)), min(bare(size) for _ in range(3))
+        print(f"| {label} | {ours:.1f} | {floor:.1f} | {ours / floor:.1f}x |")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.anomaly", description=__doc__.split("\n")[0]
@@ -209,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-nab", action="store_true", help="skip NAB")
     parser.add_argument("--no-skab", action="store_true", help="skip SKAB")
+    parser.add_argument("--no-cost", action="store_true", help="skip the cost per reading")
     args = parser.parse_args(argv)
     try:
         root = find_data_root(args.data)
@@ -216,6 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(err, file=sys.stderr)
         return 2
     detectors = _detectors(args.model)
+    if not args.no_cost:
+        try:
+            run_cost()
+        except Exception as err:  # noqa: BLE001 - a missing model is reported, not fatal
+            print(f"cost: univariate {_why(err)}")
     if not args.no_nab and (root / "nab").is_dir():
         run_nab(root / "nab", detectors)
     if not args.no_skab and (root / "skab").is_dir():
