@@ -5,11 +5,11 @@
 * **NAB v1.1** (58 series, one column each): every profile (standard / reward low FP / reward low
   FN) at the corpus-optimised threshold (NAB's protocol) and at the model's own operating
   threshold. The published detectors' outputs under ``nab/reference-detectors`` are re-scored here
-  too, as a check of the scorer.
+  too, as a check of the scorer. One more row scores the hub as it runs: the incidents the
+  anomaly rule opens from the daemon's sustained score (``bench.anomaly.incidents.openings``).
 * **SKAB valve1 + valve2** (8 columns): in each file the first 400 rows calibrate and the rest is
   scored with the model's binary decisions: point-wise F1 / FAR / MAR and the NAB-style score with
   60 s windows right of each change point.
-
 * **Cost**: the univariate detector's µs per reading in batches of 256 and one at a time, beside
   the bare onnxruntime call on the same feature rows.
 
@@ -39,6 +39,9 @@ Floats = NDArray[np.float64]
 CALIBRATE_ROWS = 400
 ROLLING_ROWS = 500
 BASELINE = "z-score (ours)"
+#: The hub as it runs: the daemon's sustained score through the anomaly rule, its incidents as
+#: the detections (one per episode, hours after an onset by design).
+INCIDENTS = "univariate -> anomaly rule (incidents)"
 NAB_PUBLISHED = {  # standard / reward low FP / reward low FN, Ahmad et al. 2017 and NAB's scoreboard
     "ARTime": (74.85, 65.15, 80.36),
     "Numenta HTM": (70.10, 63.12, 74.32),
@@ -110,6 +113,23 @@ def _model_scorer(name: str) -> Scorer:
     return run
 
 
+def _incident_scorer(timestamps: Floats, values: Floats, calibrate_rows: int | None) -> Table:
+    """The hub as it runs: 1 at the rows where the anomaly rule opens an incident, else 0."""
+    from bench.anomaly.incidents import openings
+    from models.detect import detector
+    from models.univariate import UnivariateDetector
+
+    del calibrate_rows  # the univariate model has no calibration stretch
+    det = detector("univariate")
+    assert isinstance(det, UnivariateDetector)
+    x = np.asarray(values, dtype=np.float64).reshape(len(timestamps), -1)
+    if x.shape[1] != 1:
+        raise ValueError(f"model univariate scores one column, got {x.shape[1]}")
+    scores = np.zeros(len(timestamps))
+    scores[openings(det, timestamps.tolist(), x[:, 0].tolist())] = 1.0
+    return Table(scores, scores >= 0.5, 0.5)
+
+
 def _detectors(wanted: Sequence[str] | None) -> list[tuple[str, Scorer]]:
     out: list[tuple[str, Scorer]] = [(BASELINE, zscore_baseline)]
     try:
@@ -120,6 +140,8 @@ def _detectors(wanted: Sequence[str] | None) -> list[tuple[str, Scorer]]:
         print(f"models.detect unavailable ({type(err).__name__}: {err}): baseline only")
         return out
     out.extend((name, _model_scorer(name)) for name in names)
+    if "univariate" in names:
+        out.append((INCIDENTS, _incident_scorer))
     return out
 
 

@@ -49,31 +49,35 @@ class Tally:
     )
 
 
-def opened_at(det: UnivariateDetector, s: synthetic.Stream, after: float) -> list[float]:
-    """When the rule opened incidents for stream `s` (only those at or after `after`)."""
+def openings(det: UnivariateDetector, t: Sequence[float], x: Sequence[float]) -> list[int]:
+    """The rows at which the anomaly rule opens an incident for one stream, scored as the daemon
+    scores it (the sustained score, the rule's defaults)."""
     state = StreamState()
-    scores = det.score_batch(
-        [(state, t, x) for t, x in zip(s.t.tolist(), s.x.tolist(), strict=True)]
-    )
+    scores = det.score_batch([(state, ti, xi) for ti, xi in zip(t, x, strict=True)])
     rule = AnomalyRule(bus=Bus())
     out = []
-    version = det.model.version
-    for t, score in zip(s.t.tolist(), scores, strict=True):
+    for i, score in enumerate(scores):
         if score is None:
             continue
         event = AnomalyScore(
-            stream=f"bench/{s.kind}",
+            stream="bench/stream",
             system="electrical",
             model="univariate",
-            model_version=version,
+            model_version=det.model.version,
             score=score.sustained,
             threshold=det.threshold,
-            at=t,
+            at=t[i],
         )
         report = rule.step(event)
-        if report is not None and report.title and t >= after:  # an opening, not an episode's end
-            out.append(t)
+        if report is not None and report.title:  # an opening, not an episode's end
+            out.append(i)
     return out
+
+
+def opened_at(det: UnivariateDetector, s: synthetic.Stream, after: float) -> list[float]:
+    """When the rule opened incidents for stream `s` (only those at or after `after`)."""
+    t = s.t.tolist()
+    return [t[i] for i in openings(det, t, s.x.tolist()) if t[i] >= after]
 
 
 def _stream(kind: str, rng: np.random.Generator, days: float) -> synthetic.Stream:
