@@ -170,6 +170,8 @@ def load(
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise StateFileError(f"not JSON ({err})") from None
+    except RecursionError:
+        raise StateFileError("nested too deeply") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise StateFileError(f"not a format-{FORMAT} state file")
     if data.get("model_sha256") != model_sha256:
@@ -181,7 +183,10 @@ def load(
     for name, entry in streams.items():
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], int | float)):
             raise StateFileError(f"stream {name!r}: not [state, last_at]")
-        state = decode(entry[0], f"stream {name!r}")
+        try:
+            state = decode(entry[0], f"stream {name!r}")
+        except RecursionError:
+            raise StateFileError(f"stream {name!r}: nested too deeply") from None
         if not isinstance(state, StreamState):
             raise StateFileError(f"stream {name!r}: not a stream state")
         try:

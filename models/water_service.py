@@ -146,8 +146,8 @@ class WaterRows:
                 )
                 return
             calibration = Calibration.from_json(data.get("calibration"))
-        except (OSError, UnicodeDecodeError, ValueError) as err:
-            self._note(f"{path} is unusable ({err}): calibrating afresh")
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+            self._note(f"{path} is unusable ({err or type(err).__name__}): calibrating afresh")
             return
         self._state.calibration = calibration
         self._state.stretch = []

@@ -127,6 +127,20 @@ def _saved(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     return path, json.loads(path.read_text())
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    """A state whose `features` holds a whole state, `depth` times over (every field present)."""
+    node: dict[str, Any] = {"type": "StreamState"}
+    for _ in range(depth):
+        node = {
+            "type": "StreamState",
+            "features": node,
+            "likelihood": 0,
+            "sustained": 0,
+            "refused": 0,
+        }
+    return node
+
+
 def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def edit(kept: dict[str, Any]) -> dict[str, Any]:
         node = kept["streams"]["plug/power"][0]
@@ -153,6 +167,8 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
         (_edit("likelihood.rarity.counts", {"array": [0.0]}), "holds 1 values"),
         (_edit("likelihood.rarity.type", "Popen"), "unknown type 'Popen'"),
         (_edit("sustained.extra", 1), "differ from SustainedState's"),
+        (_edit("features.window", {"deque": [], "maxlen": -1}), "a bad maxlen"),
+        (lambda kept: {**kept, "streams": {"deep": [_nested(400), T0]}}, "differ from"),
     ],
 )
 async def test_a_state_file_that_cannot_be_used_is_said_and_the_streams_start_afresh(
@@ -172,6 +188,14 @@ async def test_a_state_file_that_cannot_be_used_is_said_and_the_streams_start_af
     assert state_file.load(
         path, kept["model_sha256"], _univariate().params, _univariate().sustained
     )
+
+
+def test_a_file_nested_beyond_the_interpreter_s_depth_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "anomaly_streams.json"
+    path.write_text('{"format": 1, "streams": ' + '{"a": ' * 100_000 + "0" + "}" * 100_001)
+    det = _univariate()
+    with pytest.raises(state_file.StateFileError, match="nested too deeply"):
+        state_file.load(path, str(det.model.card["sha256"]), det.params, det.sustained)
 
 
 def test_a_file_that_is_not_json_is_refused(tmp_path: Path) -> None:

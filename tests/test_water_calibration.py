@@ -107,6 +107,7 @@ def test_another_model_file_means_a_fresh_calibration(tmp_path: Path) -> None:
     [
         (lambda kept: "{not json", "Expecting property name"),
         (lambda kept: "[]", "not a JSON object"),
+        (lambda kept: "[" * 100_000 + "]" * 100_000, "recursion"),
         (lambda kept: json.dumps({**kept, "calibration": None}), "not a JSON object"),
         (lambda kept: json.dumps({**kept, "calibration": {}}), "no 'used'"),
         (
