@@ -11,10 +11,16 @@ from typing import Any
 
 def write_json(path: Path, data: Any) -> None:
     """`data` as compact JSON at `path` (parents made as needed); `OSError` if it cannot be."""
+    write_text(path, json.dumps(data, separators=(",", ":")))
+
+
+def write_text(path: Path, text: str) -> None:
+    """`text` at `path`, in one write (which releases the GIL for its whole length; many small
+    writes from a worker thread held the event loop up for tens of milliseconds)."""
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, separators=(",", ":"))
+    with open(tmp, "wb") as f:
+        f.write(text.encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -80,11 +80,11 @@ async def run(config: Config, options: Options = Options(), clock: Clock | None 
 #: leak path; measured on this machine kind, the time from a wet message to its valve command on
 #: the socket had p99 1.3 ms at 0.5 ms and 0.6-0.75 ms at 0.1 ms. The two threads rarely compete
 #: otherwise, so the shorter slice costs no visible CPU.
-_SWITCH_INTERVAL_S = 0.0001
+GIL_SWITCH_INTERVAL_S = 0.0001
 
 
 async def _run(config: Config, options: Options, clock: Clock) -> None:
-    sys.setswitchinterval(_SWITCH_INTERVAL_S)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     config = config.model_copy(update={"mqtt": await locate_broker(config.mqtt)})
     bus = Bus()
     bad_input = BadInputLog()
