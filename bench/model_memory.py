@@ -26,6 +26,8 @@ from pathlib import Path
 
 from bench._common import REPO, mib, ratio, table
 
+# Not `bench._common.proc_status_bytes`: importing bench._common (paho, the test broker) in the
+# child would be counted as the models' memory.
 _STATUS = """
 def status():
     out = {}

@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench._common import median, ratio, table
+from bench._common import median, percentile, ratio, table
 from hub.daemon import GIL_SWITCH_INTERVAL_S
 from models import state_file
 from models.detect import detector
@@ -42,11 +42,7 @@ async def _wakeup_delays(busy: threading.Thread | None, duration_s: float) -> li
         delays.append((time.perf_counter() - start - 0.001) * 1e3)
     if busy is not None:
         busy.join()
-    return sorted(delays)
-
-
-def _p(values: list[float], q: float) -> float:
-    return values[min(len(values) - 1, int(q * len(values)))]
+    return delays
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,11 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = [
         [
             name,
-            f"{_p(busy, q):.2f}",
-            f"{_p(idle, q):.2f}",
-            f"{ratio(_p(busy, q), _p(idle, q)):.1f}x",
+            f"{percentile(busy, pct):.2f}",
+            f"{percentile(idle, pct):.2f}",
+            f"{ratio(percentile(busy, pct), percentile(idle, pct)):.1f}x",
         ]
-        for name, q in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))
+        for name, pct in (("p50", 50), ("p99", 99), ("max", 100))
     ]
     print("event loop: ms late waking from a 1 ms sleep")
     print(table(["", f"while saving ({args.saves}x)", "no save (baseline)", "ratio"], rows))

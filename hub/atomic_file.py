@@ -1,5 +1,6 @@
-"""Write a file so that a crash or a power cut leaves the old version or the new one, never a torn
-one: a temporary file beside it, fsync, rename over it, fsync of the directory."""
+"""Files the hub keeps for itself in its data dir, written so that a crash or a power cut leaves the
+old version or the new one, never a torn one (a temporary file beside it, fsync, rename over it,
+fsync of the directory), and read back with a reason for whatever is not what was written."""
 
 from __future__ import annotations
 
@@ -29,3 +30,16 @@ def write_text(path: Path, text: str) -> None:
         os.fsync(fd)  # the rename itself survives a power cut
     finally:
         os.close(fd)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object at `path`; `ValueError` saying why it is not one (`OSError` if unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"not JSON ({err})") from None
+    except RecursionError as err:
+        raise ValueError(f"nested too deeply ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data

@@ -130,13 +130,18 @@ class AnomalyService:
         self.refused = 0
         self.forgotten = 0
         self.restored = 0  # streams whose state was read back at start
-        self.state_note: str | None = None  # why the state file was not used, or not written
-        self._save_failure: str | None = None
+        self._restore_note: str | None = None  # why the state file was not used at start
+        self._save_note: str | None = None  # why the last save failed
         self._warned_full = False
 
     @property
     def streams(self) -> int:
         return len(self._streams)
+
+    @property
+    def state_note(self) -> str | None:
+        """Why the state file could not be written (last save), or was not used (at start)."""
+        return self._save_note or self._restore_note
 
     def water_status(self) -> dict[str, object] | None:
         """The water system's calibration (None when no water system is configured or loaded)."""
@@ -235,8 +240,8 @@ class AnomalyService:
         except FileNotFoundError:
             return
         except (OSError, state_file.StateFileError) as err:
-            self.state_note = f"{path} was not used ({err}): the streams start afresh"
-            _log.warning("anomaly scoring: %s", self.state_note)
+            self._restore_note = f"{path} was not used ({err}): the streams start afresh"
+            _log.warning("anomaly scoring: %s", self._restore_note)
             return
         kept = list(streams.items())[-self._max_streams :]  # the most recently updated
         with self._lock:
@@ -255,13 +260,10 @@ class AnomalyService:
                     path, str(detector.model.card["sha256"]), self._clock.now(), self._streams
                 )
             except OSError as err:  # a full disk: scoring goes on, the state is kept next time
-                self.state_note = self._save_failure = (
-                    f"cannot keep the streams' state in {path} ({err})"
-                )
-                _log.warning("anomaly scoring: %s", self.state_note)
+                self._save_note = f"cannot keep the streams' state in {path} ({err})"
+                _log.warning("anomaly scoring: %s", self._save_note)
             else:
-                if self.state_note is not None and self.state_note == self._save_failure:
-                    self.state_note = None  # kept again (a note from the start stays)
+                self._save_note = None
         self._last_save = self._clock.monotonic()
 
     def _score(self, batch: list[Reading]) -> tuple[list[Score | None], list[tuple[float, float]]]:

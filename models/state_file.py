@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hub.atomic_file import write_text
+from hub.atomic_file import read_json_object, write_text
 from models.features import PROFILE_SLOTS, WINDOW, UnivariateFeatures
 from models.likelihood import LikelihoodParams, LikelihoodState, Rarity
 from models.sustained import SustainedParams, SustainedState
@@ -169,12 +169,10 @@ def load(
 ) -> dict[str, tuple[StreamState, float]]:
     """The streams `save` wrote, in their order; `StateFileError` (or `OSError`) if unusable."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise StateFileError(f"not JSON ({err})") from None
-    except RecursionError:
-        raise StateFileError("nested too deeply") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        data = read_json_object(path)
+    except ValueError as err:
+        raise StateFileError(str(err)) from None
+    if data.get("format") != FORMAT:
         raise StateFileError(f"not a format-{FORMAT} state file")
     if data.get("model_sha256") != model_sha256:
         raise StateFileError("written for another model file")

@@ -18,7 +18,6 @@ afresh. `homeguard-hub models recalibrate` removes it (after a pump or sensor is
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.atomic_file import write_json
+from hub.atomic_file import read_json_object, write_json
 from hub.events import Reading
 from hub.measurements import Measurement
 from models.water import COLUMNS, Calibration, WaterDetector
@@ -129,9 +128,7 @@ class WaterRows:
         if path is None or not path.exists():
             return
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
+            data = read_json_object(path)
             identity = self._identity()
             changed = [k for k, v in identity.items() if data.get(k) != v]
             if changed:
@@ -146,8 +143,8 @@ class WaterRows:
                 )
                 return
             calibration = Calibration.from_json(data.get("calibration"))
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
-            self._note(f"{path} is unusable ({err or type(err).__name__}): calibrating afresh")
+        except (OSError, ValueError) as err:
+            self._note(f"{path} is unusable ({err}): calibrating afresh")
             return
         self._state.calibration = calibration
         self._state.stretch = []

@@ -111,7 +111,7 @@ def run_seed(det: UnivariateDetector, seed: int, count: int, days: float) -> Tal
     return tally
 
 
-def _row(name: str, tallies: Sequence[Tally], count: int) -> list[str]:
+def _row(name: str, tallies: Sequence[Tally]) -> list[str]:
     hours = sum(t.stream_hours for t in tallies)
     false = sum(t.false_incidents for t in tallies)
     spikes = sum(t.spike_incidents for t in tallies)
@@ -147,9 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         + " |"
     )
     print("|---" * (3 + len(faults)) + "|")
-    rows = [_row(str(seed), [t], args.streams) for seed, t in tallies.items()]
+    rows = [_row(str(seed), [t]) for seed, t in tallies.items()]
     if len(tallies) > 1:
-        rows.append(_row("all", list(tallies.values()), args.streams))
+        rows.append(_row("all", list(tallies.values())))
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print(f"\n({time.perf_counter() - start:.0f} s)")
