@@ -290,7 +290,17 @@ def _water_calibration(water: dict[str, Any]) -> str:
     if water.get("calibrated"):
         text = "calibrated" + (" (kept from an earlier run)" if water.get("restored") else "")
     else:
-        text = f"calibrating, {water.get('rows', 0)} of {water.get('rows_needed', '?')} rows"
+        rows, rows_needed = water.get("rows", 0), water.get("rows_needed", "?")
+        seconds, needed = water.get("seconds"), water.get("seconds_needed")
+        if isinstance(seconds, int | float) and isinstance(needed, int | float) and needed > 0:
+            text = (
+                f"calibrating, {duration(seconds)} of {duration(needed)}, "
+                f"{rows} rows (at least {rows_needed})"
+            )
+        else:
+            text = f"calibrating, {rows} of {rows_needed} rows"
+        if water.get("restored"):
+            text += " (resumed after a restart)"
     note = water.get("note")
     return f"{text}; {note}" if note else text
 

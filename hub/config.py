@@ -236,8 +236,9 @@ class WaterSystemSection(Section):
     """The devices of one pump loop, for the multivariate water-system model (device ids).
 
     Each key is a column of the model; its measurement is implied (current, pressure,
-    temperature, voltage, flow). Leave out what the loop has no sensor for. The first
-    `calibrate_rows` rows (one every `row_interval_s`) are taken as the loop's normal operation.
+    temperature, voltage, flow). Leave out what the loop has no sensor for. The loop's first
+    `calibrate_hours`, and at least `calibrate_rows` rows (one every `row_interval_s` at most),
+    are taken as its normal operation: long enough to hold its warm-up and its daily rhythm.
     """
 
     current: str | None = None  # the pump motor's current, A
@@ -248,6 +249,7 @@ class WaterSystemSection(Section):
     flow: str | None = None  # the loop's flow, L/min
     row_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
     calibrate_rows: Annotated[int, Field(ge=50, le=1_000_000)] = 400
+    calibrate_hours: Annotated[float, Field(ge=0, le=24 * 31)] = 24.0
 
 
 class AnomalySection(Section):

@@ -184,6 +184,7 @@ def anomaly_service(config: Config, bus: Bus, clock: Clock) -> AnomalyService:
             columns=columns,
             row_interval_s=water.row_interval_s,
             calibrate_rows=water.calibrate_rows,
+            calibrate_s=water.calibrate_hours * 3600.0,
             calibration_file=config.hub.data_dir / WATER_CALIBRATION_FILE,
         )
     return AnomalyService(

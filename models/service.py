@@ -34,6 +34,8 @@ Configuration (the `[anomaly]` section):
   is written there every `save_every_s` (default an hour) and when the service stops, and read
   back when it starts (`models.state_file`), so a restart does not send every stream back to
   its warm-up. A file that cannot be used is said (`state_note`) and the streams start afresh.
+  A water system's calibration stretch still being taken is kept at the same times, in its own
+  file (`models.water_service`).
 
 A failure while scoring (a bug, never expected) is logged with its traceback, `problem` says so,
 and the hub runs on with its rules only: the anomaly models never take the hub down.
@@ -148,12 +150,10 @@ class AnomalyService:
         water = self._water
         if water is None:
             return None
-        taken, needed = water.calibration_rows
         return {
             "calibrated": water.calibrated,
             "restored": water.restored,
-            "rows": taken,
-            "rows_needed": needed,
+            **water.calibration_progress(),
             "note": water.calibration_note,
         }
 
@@ -252,19 +252,24 @@ class AnomalyService:
     def _save(self) -> None:
         path = self._state_file
         detector = self._detector
-        if path is None or detector is None:
-            return
         with self._lock:
-            try:
-                state_file.save(
-                    path, str(detector.model.card["sha256"]), self._clock.now(), self._streams
-                )
-            except OSError as err:  # a full disk: scoring goes on, the state is kept next time
-                self._save_note = f"cannot keep the streams' state in {path} ({err})"
-                _log.warning("anomaly scoring: %s", self._save_note)
-            else:
-                self._save_note = None
+            if self._water is not None:
+                self._water.keep_progress()
+            if path is not None and detector is not None:
+                self._save_streams(path, detector)
         self._last_save = self._clock.monotonic()
+
+    def _save_streams(self, path: Path, detector: UnivariateDetector) -> None:
+        """Called with the state lock held."""
+        try:
+            state_file.save(
+                path, str(detector.model.card["sha256"]), self._clock.now(), self._streams
+            )
+        except OSError as err:  # a full disk: scoring goes on, the state is kept next time
+            self._save_note = f"cannot keep the streams' state in {path} ({err})"
+            _log.warning("anomaly scoring: %s", self._save_note)
+        else:
+            self._save_note = None
 
     def _score(self, batch: list[Reading]) -> tuple[list[Score | None], list[tuple[float, float]]]:
         """Runs in the worker thread, with the state lock held."""

@@ -3,8 +3,11 @@
 Inputs are the eight columns of a pump loop (`COLUMNS`, SKAB's names; in the daemon they are the
 measurements of `DAEMON_MEASUREMENTS`). Each row goes through `models.features.SystemFeatures`
 (a causal 5-row mean; temperatures as their change over 30 rows, since a loop warming up is
-normal). The first `calibrate_rows` rows are the calibration stretch: each column's mean and
-spread, and the covariance of the standardised columns (with a small ridge), are fitted on them;
+normal). The first `calibrate_rows` rows are the calibration stretch (in the daemon: at least
+that many, over at least `calibrate_s` seconds, so that the stretch covers the loop's warm-up and
+daily rhythm; rows of a long stretch are thinned evenly to at most `MAX_STRETCH_ROWS`): each
+column's mean and spread, and the covariance of the standardised columns (with a small ridge), are
+fitted on them;
 the precision matrix goes to the ONNX graph, which computes Hotelling's T² of each standardised row.
 The operating point is the largest T² seen during calibration times `margin`; a row's ratio
 `T² / that` is averaged over the last `smooth_rows` rows, and the score is `ratio / (1 + ratio)`,
@@ -119,16 +122,98 @@ class Calibration:
         return cls(mean, spread, used, precision, limit)
 
 
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+#: The most rows a calibration stretch keeps: a longer stretch keeps every 2nd, 4th, ... row, so
+#: that what is kept spans the whole stretch evenly (about 1 MB at most).
+MAX_STRETCH_ROWS = 4096
+
+
+@dataclass(slots=True)
+class Stretch:
+    """The calibration stretch while it is taken: rows thinned evenly to `MAX_STRETCH_ROWS`."""
+
+    rows: list[list[float]] = field(default_factory=list)
+    seen: int = 0  # rows taken into the stretch, kept or thinned out
+    stride: int = 1  # every `stride`-th row taken is kept
+    first_at: float | None = None  # the first row's time
+    last_at: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        if self.first_at is None or self.last_at is None:
+            return 0.0
+        return self.last_at - self.first_at
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rows": [[v if math.isfinite(v) else None for v in row] for row in self.rows],
+            "seen": self.seen,
+            "stride": self.stride,
+            "first_at": self.first_at,
+            "last_at": self.last_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, columns: int) -> Stretch:
+        """The stretch `to_json` wrote; `ValueError` saying what is wrong with anything else."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        missing = {"rows", "seen", "stride", "first_at", "last_at"} - data.keys()
+        if missing:
+            raise ValueError(f"no {', '.join(sorted(missing))}")
+        rows, seen, stride = data["rows"], data["seen"], data["stride"]
+        first, last = data["first_at"], data["last_at"]
+        if not (
+            isinstance(rows, list)
+            and all(isinstance(r, list) and len(r) == columns for r in rows)
+            and all(v is None or _is_number(v) for r in rows for v in r)
+        ):
+            raise ValueError(f"'rows' must be rows of {columns} numbers or nulls")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (seen, stride)):
+            raise ValueError("'seen' and 'stride' must be integers")
+        if not (_is_number(first) and _is_number(last) and first <= last):
+            raise ValueError("'first_at' and 'last_at' must be times in order")
+        if (
+            stride < 1
+            or stride & (stride - 1)
+            or len(rows) >= MAX_STRETCH_ROWS
+            or len(rows) != -(-seen // stride)  # the rows `add` keeps of `seen`
+        ):
+            raise ValueError("'seen' and 'stride' do not fit the rows kept")
+        kept = [[math.nan if v is None else float(v) for v in r] for r in rows]
+        return cls(kept, seen, stride, float(first), float(last))
+
+    def add(self, at: float, row: list[float]) -> None:
+        if self.first_at is None:
+            self.first_at = at
+        self.last_at = at
+        if self.seen % self.stride == 0:
+            self.rows.append(row)
+            if len(self.rows) >= MAX_STRETCH_ROWS:
+                del self.rows[1::2]
+                self.stride *= 2
+        self.seen += 1
+
+
 @dataclass(slots=True)
 class SystemState:
     """Everything kept for one system: features, the calibration stretch until fitted, the fit."""
 
     features: SystemFeatures
     calibrate_rows: int
-    stretch: list[list[float]] = field(default_factory=list)
+    calibrate_s: float = 0.0
+    stretch: Stretch = field(default_factory=Stretch)
     calibration: Calibration | None = None
     ratios: deque[float] = field(default_factory=deque)
     refused: int = 0
+
+    @property
+    def stretch_complete(self) -> bool:
+        s = self.stretch
+        return s.seen >= self.calibrate_rows and s.seconds >= self.calibrate_s
 
 
 class WaterDetector:
@@ -138,9 +223,12 @@ class WaterDetector:
         self.threshold = self.params.threshold
         self.columns = len(COLUMNS)
 
-    def new_state(self, calibrate_rows: int | None = None) -> SystemState:
+    def new_state(self, calibrate_rows: int | None = None, calibrate_s: float = 0.0) -> SystemState:
+        """A system's fresh state: its calibration stretch is its first `calibrate_rows` rows (the
+        card's default when `None`), and lasts at least `calibrate_s` seconds."""
         rows = self.params.calibrate_rows if calibrate_rows is None else calibrate_rows
-        return SystemState(SystemFeatures(self.columns, self.params.rate_columns), max(rows, 2))
+        features = SystemFeatures(self.columns, self.params.rate_columns)
+        return SystemState(features, max(rows, 2), calibrate_s)
 
     def score_table(self, ts: Floats, values: Floats, calibrate_rows: int | None) -> Floats:
         if values.shape[1] != self.columns:
@@ -164,10 +252,11 @@ class WaterDetector:
                 continue
             f = state.features.step(t, row)
             if state.calibration is None:
-                state.stretch.append(f)
-                if len(state.stretch) >= state.calibrate_rows:
-                    state.calibration = self._fit(np.asarray(state.stretch, dtype=np.float64))
-                    state.stretch = []
+                state.stretch.add(t, f)
+                if state.stretch_complete:
+                    rows_kept = np.asarray(state.stretch.rows, dtype=np.float64)
+                    state.calibration = self._fit(rows_kept)
+                    state.stretch = Stretch()
                 out[i] = 0.0
             else:
                 pending.append(i)

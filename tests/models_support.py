@@ -47,7 +47,7 @@ async def take(sub: Subscription[AnomalyScore], n: int) -> list[AnomalyScore]:
 
 
 def pump_config(
-    calibrate_rows: int = 100, calibration_file: Path | None = None
+    calibrate_rows: int = 100, calibration_file: Path | None = None, calibrate_s: float = 0.0
 ) -> WaterSystemConfig:
     return WaterSystemConfig(
         columns=(
@@ -61,15 +61,18 @@ def pump_config(
             ("meter", Measurement.FLOW),
         ),
         calibrate_rows=calibrate_rows,
+        calibrate_s=calibrate_s,
         calibration_file=calibration_file,
     )
 
 
-def pump_readings(rng: np.random.Generator, second: int, flow: float) -> list[Reading]:
+def pump_readings(
+    rng: np.random.Generator, second: int, flow: float, current: float = 1.3
+) -> list[Reading]:
     """One second of the loop: its six devices, a tenth of a second apart."""
     at = T0 + second
     return [
-        Reading("pump", Measurement.CURRENT, 1.3 + rng.normal(0, 0.05), at),
+        Reading("pump", Measurement.CURRENT, current + rng.normal(0, 0.05), at),
         Reading("loop", Measurement.PRESSURE, 0.3 + rng.normal(0, 0.05), at + 0.1),
         Reading("pump", Measurement.TEMPERATURE, 79 + rng.normal(0, 0.1), at + 0.2),
         Reading("loop", Measurement.TEMPERATURE, 26 + rng.normal(0, 0.02), at + 0.3),

@@ -23,6 +23,7 @@ CONFIG = {
             "pressure": "loop",
             "flow": "meter",
             "calibrate_rows": 50,
+            "calibrate_hours": 0.01,  # 36 s; the default is a day
         },
     }
 }
@@ -66,6 +67,8 @@ async def test_the_configured_service_scores_streams_and_the_water_loop(
         "restored": False,
         "rows": 50,
         "rows_needed": 50,
+        "seconds": 36.0,
+        "seconds_needed": 36.0,
         "note": None,
     }
     assert (tmp_path / WATER_CALIBRATION_FILE).exists()  # kept for the next start

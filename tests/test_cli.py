@@ -115,6 +115,18 @@ def test_status_says_when_an_anomaly_model_was_refused(
             "water system model: calibrating, 120 of 400 rows",
         ),
         (
+            {
+                "calibrated": False,
+                "restored": True,
+                "rows": 9000,
+                "rows_needed": 400,
+                "seconds": 3.25 * 3600,
+                "seconds_needed": 86400.0,
+            },
+            "water system model: calibrating, 3.2 h of 24.0 h, 9000 rows (at least 400) "
+            "(resumed after a restart)",
+        ),
+        (
             {"calibrated": True, "restored": True, "rows": 400, "rows_needed": 400},
             "water system model: calibrated (kept from an earlier run)",
         ),

@@ -284,3 +284,15 @@ def test_anomaly_ignore_takes_devices_and_streams_and_names_a_typo(tmp_path: Pat
     assert message.startswith(f"{typo}:3: anomaly.ignore: ")
     assert "no measurement 'temprature'" in message
     assert "temperature" in message
+
+
+def test_the_water_system_calibrates_over_a_day_unless_told(tmp_path: Path) -> None:
+    section = '[anomaly.water_system]\nflow = "meter"\n'
+    water = load_config(_write(tmp_path, section)).anomaly.water_system
+    assert water is not None
+    assert water.calibrate_hours == 24.0
+    shorter = load_config(_write(tmp_path, section + "calibrate_hours = 2.5\n", "b.toml"))
+    assert shorter.anomaly.water_system is not None
+    assert shorter.anomaly.water_system.calibrate_hours == 2.5
+    bad = _write(tmp_path, section + "calibrate_hours = -1\n", "c.toml")
+    assert _error(bad).startswith(f"{bad}:3: anomaly.water_system.calibrate_hours: ")

@@ -268,6 +268,35 @@ async def test_a_water_system_is_scored_from_its_devices_readings() -> None:
     assert all(s.score >= s.threshold for s in scores[255:])  # the flow fell by a third
 
 
+async def test_a_water_calibration_stretch_under_way_is_kept_at_stop(tmp_path: Path) -> None:
+    water = pump_config(100, tmp_path / "water.json", calibrate_s=86_400.0)
+    rng = np.random.default_rng(3)
+    bus = Bus()
+    service = AnomalyService(bus=bus, clock=Clock(), water=water)  # no streams' state file
+    out: Subscription[AnomalyScore] = bus.subscribe(
+        "test", (AnomalyScore,), where=lambda s: s.stream == "water_system"
+    )
+    async with running(service):
+        for second in range(120):
+            for r in pump_readings(rng, second, 32.0):
+                bus.publish(r)
+        await take(out, 120)
+    assert service.water_status() == {
+        "calibrated": False,
+        "restored": False,
+        "rows": 120,
+        "rows_needed": 100,
+        "seconds": 119.0,
+        "seconds_needed": 86_400.0,
+        "note": None,
+    }
+    again = AnomalyService(bus=Bus(), clock=Clock(), water=water)
+    async with running(again):
+        status = again.water_status()
+    assert status is not None
+    assert (status["restored"], status["rows"], status["calibrated"]) == (True, 120, False)
+
+
 async def test_a_refused_water_model_leaves_the_univariate_one_running(tmp_path: Path) -> None:
     for name in ("univariate", "water_system"):
         for suffix in (".onnx", ".card.json"):

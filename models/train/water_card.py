@@ -120,11 +120,18 @@ def build(seed: int, skab_dir: Path, directory: Path = MODELS_DIR) -> None:
             scores = det.score_table(ts[part], vals[part], None)[STREAMING["calibrate_rows"] :]
             alarms += int((scores >= det.threshold).sum())
             rows += scores.size
+        whole = {
+            str(n): round(float(np.mean(det.score_table(ts, vals, n)[n:] >= det.threshold)), 4)
+            for n in (STREAMING["calibrate_rows"], 2000)
+        }
         card["metrics"] = {
             "skab_anomaly_free_false_alarm_rate": round(alarms / max(rows, 1), 4),
-            "note": "anomaly-free cut in chunks of 1100 rows, each calibrated on its first 400: "
-            "its flow drifts by about 1 L/min over hours, which a fixed calibration flags; see "
-            "models/README.md (re-calibration is future work)",
+            "skab_anomaly_free_whole_recording_false_alarm_rate_by_calibration_rows": whole,
+            "note": "anomaly-free cut in chunks of 1100 rows, each calibrated on its first 400, "
+            "and the whole recording (2.8 h) calibrated on its first 400 or 2000 rows: the loop "
+            "warms up over its first half hour, and a calibration that ends inside the warm-up "
+            "flags the settled loop; so the daemon calibrates over calibrate_hours (a day) as "
+            "well as calibrate_rows; see models/README.md",
             "evaluation": EVALUATION,
         }
         write_card("water_system", card, directory)
