@@ -272,7 +272,7 @@ class AnomalyService:
             self._save_note = None
 
     def _score(self, batch: list[Reading]) -> tuple[list[Score | None], list[tuple[float, float]]]:
-        """Runs in the worker thread, with the state lock held."""
+        """Runs in the worker thread; takes the state lock (a save at stop waits for it)."""
         with self._lock:
             out = self._score_locked(batch)
         if self._clock.monotonic() - self._last_save >= self._save_every_s:

@@ -138,13 +138,11 @@ class Stretch:
     rows: list[list[float]] = field(default_factory=list)
     seen: int = 0  # rows taken into the stretch, kept or thinned out
     stride: int = 1  # every `stride`-th row taken is kept
-    first_at: float | None = None  # the first row's time
-    last_at: float | None = None
+    first_at: float = 0.0  # the first row's time (0 before it)
+    last_at: float = 0.0  # the latest row's time
 
     @property
     def seconds(self) -> float:
-        if self.first_at is None or self.last_at is None:
-            return 0.0
         return self.last_at - self.first_at
 
     def to_json(self) -> dict[str, Any]:
@@ -187,7 +185,7 @@ class Stretch:
         return cls(kept, seen, stride, float(first), float(last))
 
     def add(self, at: float, row: list[float]) -> None:
-        if self.first_at is None:
+        if not self.seen:
             self.first_at = at
         self.last_at = at
         if self.seen % self.stride == 0:

@@ -155,23 +155,20 @@ class WaterRows:
                     "calibrating afresh"
                 )
                 return
-            calibration: Calibration | None = None
-            stretch: Stretch | None = None
             if "stretch" in data and "calibration" not in data:  # a stretch still being taken
-                stretch = Stretch.from_json(data["stretch"], len(COLUMNS))
+                self._state.stretch = Stretch.from_json(data["stretch"], len(COLUMNS))
             else:
-                calibration = Calibration.from_json(data.get("calibration"))
+                self._state.calibration = Calibration.from_json(data.get("calibration"))
         except (OSError, ValueError) as err:
             self._note(f"{path} is unusable ({err}): calibrating afresh")
             return
         self.restored = True
-        if calibration is not None:
-            self._state.calibration = calibration
+        if self.calibrated:
             _log.info(
                 "water system: calibration of %s restored from %s", data.get("calibrated_at"), path
             )
-        elif stretch is not None:
-            self._state.stretch = stretch
+        else:
+            stretch = self._state.stretch
             _log.info(
                 "water system: calibration stretch resumed from %s (%d rows, %s)",
                 path,

@@ -13,8 +13,10 @@ import numpy as np
 from hub.bus import Subscription
 from hub.events import AnomalyScore, Reading
 from hub.measurements import Measurement
+from models.detect import detector
 from models.service import AnomalyService
-from models.water_service import WaterSystemConfig
+from models.water import WaterDetector
+from models.water_service import WaterRows, WaterSystemConfig
 from tests.task_support import background
 
 T0 = 1_800_000_000.0
@@ -79,3 +81,10 @@ def pump_readings(
         Reading("pump", Measurement.VOLTAGE, 233 + rng.normal(0, 2), at + 0.4),
         Reading("meter", Measurement.FLOW, flow + rng.normal(0, 0.5), at + 0.5),
     ]
+
+
+def water_rows(config: WaterSystemConfig) -> WaterRows:
+    """The daemon's water system for `config`, with the shipped model."""
+    model = detector("water_system")
+    assert isinstance(model, WaterDetector)
+    return WaterRows(config, model)

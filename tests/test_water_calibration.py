@@ -14,10 +14,8 @@ from hub.cli import main
 from hub.config import WATER_CALIBRATION_FILE
 from hub.events import Reading
 from hub.measurements import Measurement
-from models.detect import detector
-from models.water import WaterDetector
 from models.water_service import WaterRows, WaterSystemConfig
-from tests.models_support import pump_config, pump_readings
+from tests.models_support import pump_config, pump_readings, water_rows
 
 ROWS = 100
 
@@ -31,14 +29,8 @@ def _readings(seconds: range, seed: int, flow: float = 32.0) -> list[Reading]:
     return [r for s in seconds for r in pump_readings(rng, s, flow)]
 
 
-def _rows(config: WaterSystemConfig) -> WaterRows:
-    model = detector("water_system")
-    assert isinstance(model, WaterDetector)
-    return WaterRows(config, model)
-
-
 def _calibrated(path: Path) -> WaterRows:
-    rows = _rows(_config(path))
+    rows = water_rows(_config(path))
     rows.score(_readings(range(ROWS + 20), seed=1))
     assert rows.calibrated
     return rows
@@ -52,7 +44,7 @@ def test_a_restart_scores_with_the_calibration_kept_from_before(tmp_path: Path) 
     later = _readings(range(200, 300), seed=2, flow=20.0)  # a third of the flow is gone
     before = first.score(later)
 
-    again = _rows(_config(path))  # the hub restarted, during the fault
+    again = water_rows(_config(path))  # the hub restarted, during the fault
     assert again.calibrated
     assert again.restored
     assert again.calibration_note is None
@@ -68,7 +60,7 @@ def test_without_a_kept_calibration_a_restart_during_a_fault_learns_the_fault(
     tmp_path: Path,
 ) -> None:
     """Why it is kept: calibrating afresh on a faulty loop calls the fault normal."""
-    rows = _rows(_config(None))
+    rows = water_rows(_config(None))
     scores = rows.score(_readings(range(200, 200 + ROWS + 50), seed=2, flow=20.0))
     assert all(score < 0.5 for _, score in scores[ROWS + 10 :])
 
@@ -83,7 +75,7 @@ def test_other_sensors_mean_a_fresh_calibration(
         config, columns=(*config.columns[:7], ("new-meter", Measurement.FLOW))
     )
     with caplog.at_level(logging.WARNING):
-        rows = _rows(moved)
+        rows = water_rows(moved)
     assert not rows.calibrated
     assert rows.calibration_note is not None
     assert "the sensors" in rows.calibration_note
@@ -96,7 +88,7 @@ def test_another_model_file_means_a_fresh_calibration(tmp_path: Path) -> None:
     kept = json.loads(path.read_text())
     kept["model_sha256"] = "0" * 64
     path.write_text(json.dumps(kept))
-    rows = _rows(_config(path))
+    rows = water_rows(_config(path))
     assert not rows.calibrated
     assert rows.calibration_note is not None
     assert "the model" in rows.calibration_note
@@ -138,7 +130,7 @@ def test_a_damaged_file_is_refused_with_the_reason_and_replaced(
     kept = json.loads(path.read_text())
     assert callable(damage)
     path.write_text(damage(kept))
-    rows = _rows(_config(path))
+    rows = water_rows(_config(path))
     assert not rows.calibrated
     assert rows.calibration_note is not None
     assert why in rows.calibration_note
@@ -146,13 +138,13 @@ def test_a_damaged_file_is_refused_with_the_reason_and_replaced(
     rows.score(_readings(range(ROWS + 1), seed=3))
     assert rows.calibrated
     assert rows.calibration_note is None  # kept again
-    assert _rows(_config(path)).restored
+    assert water_rows(_config(path)).restored
 
 
 def test_a_calibration_that_cannot_be_kept_is_said_and_scoring_goes_on(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    rows = _rows(_config(blocker / WATER_CALIBRATION_FILE))
+    rows = water_rows(_config(blocker / WATER_CALIBRATION_FILE))
     scores = rows.score(_readings(range(ROWS + 20), seed=1))
     assert rows.calibrated
     assert len(scores) == ROWS + 20

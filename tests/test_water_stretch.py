@@ -12,18 +12,10 @@ import pytest
 
 from hub.config import WATER_CALIBRATION_FILE
 from hub.events import Reading
-from models.detect import detector
-from models.water import MAX_STRETCH_ROWS, Stretch, WaterDetector
-from models.water_service import WaterRows, WaterSystemConfig
-from tests.models_support import pump_config, pump_readings
+from models.water import MAX_STRETCH_ROWS, Stretch
+from tests.models_support import pump_config, pump_readings, water_rows
 
 WARM_UP_S = 1800.0  # the loop's flow settles over its first half hour
-
-
-def _rows(config: WaterSystemConfig) -> WaterRows:
-    model = detector("water_system")
-    assert isinstance(model, WaterDetector)
-    return WaterRows(config, model)
 
 
 def _loop(seconds: range, seed: int, current: float = 1.3) -> list[Reading]:
@@ -42,14 +34,14 @@ def _alarms(scores: list[tuple[float, float]]) -> float:
 
 def test_a_stretch_that_ends_in_the_warm_up_calls_the_settled_loop_anomalous() -> None:
     """Why the daemon's stretch lasts hours: 400 rows of a loop warming up are not its normal."""
-    rows = _rows(pump_config(400))
+    rows = water_rows(pump_config(400))
     scores = rows.score(_loop(range(3 * 3600), seed=1))
     assert rows.calibrated
     assert _alarms(scores[3600:]) > 0.5  # most of the settled loop, all day
 
 
 def test_a_stretch_that_holds_the_warm_up_calls_the_settled_loop_normal_and_a_fault_not() -> None:
-    rows = _rows(pump_config(400, calibrate_s=3600.0))
+    rows = water_rows(pump_config(400, calibrate_s=3600.0))
     scores = rows.score(_loop(range(3 * 3600), seed=1))
     assert rows.calibration_progress() == {
         "rows": 400,
@@ -64,7 +56,7 @@ def test_a_stretch_that_holds_the_warm_up_calls_the_settled_loop_normal_and_a_fa
 
 
 def test_the_stretch_lasts_its_rows_and_its_seconds() -> None:
-    rows = _rows(pump_config(1000, calibrate_s=600.0))
+    rows = water_rows(pump_config(1000, calibrate_s=600.0))
     rows.score(_loop(range(700), seed=1))  # 700 s, 700 rows: the rows are not there yet
     assert not rows.calibrated
     progress = rows.calibration_progress()
@@ -91,11 +83,11 @@ def test_a_long_stretch_is_thinned_evenly_and_stays_bounded() -> None:
 def test_a_restart_resumes_the_stretch_where_it_was(tmp_path: Path) -> None:
     path = tmp_path / WATER_CALIBRATION_FILE
     config = pump_config(400, path, calibrate_s=3600.0)
-    first = _rows(config)
+    first = water_rows(config)
     first.score(_loop(range(2400), seed=1))
     first.keep_progress()  # what the service does hourly and at stop
 
-    again = _rows(config)  # the hub restarted 40 minutes into its stretch
+    again = water_rows(config)  # the hub restarted 40 minutes into its stretch
     assert again.restored
     assert not again.calibrated
     assert again.calibration_progress()["rows"] == 2400
@@ -103,7 +95,7 @@ def test_a_restart_resumes_the_stretch_where_it_was(tmp_path: Path) -> None:
     assert again.calibrated  # after the hour, not an hour after the restart
     assert not again.restored  # fitted in this run
     assert "calibration" in json.loads(path.read_text())  # the fit replaced the stretch
-    assert _rows(config).calibrated
+    assert water_rows(config).calibrated
 
 
 @pytest.mark.parametrize(
@@ -124,13 +116,13 @@ def test_a_damaged_stretch_is_refused_with_the_reason(
 ) -> None:
     path = tmp_path / WATER_CALIBRATION_FILE
     config = pump_config(400, path, calibrate_s=3600.0)
-    rows = _rows(config)
+    rows = water_rows(config)
     rows.score(_loop(range(100), seed=1))
     rows.keep_progress()
     kept = json.loads(path.read_text())
     assert callable(damage)
     path.write_text(json.dumps({**kept, "stretch": damage(kept["stretch"])}))
-    again = _rows(config)
+    again = water_rows(config)
     assert not again.restored
     assert again.calibration_progress()["rows"] == 0
     assert again.calibration_note is not None
