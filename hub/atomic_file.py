@@ -27,7 +27,7 @@ def write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except OSError:
         tmp.unlink(missing_ok=True)
         raise
     fd = os.open(path.parent, os.O_RDONLY)
