@@ -1,4 +1,5 @@
-"""The store: revisions with their outbox rows, migrations, a corrupt file, a full disk."""
+"""The store: revisions with their outbox rows, migrations, a corrupt file, a full disk, a database
+locked by another process."""
 
 from __future__ import annotations
 
@@ -123,6 +124,40 @@ async def test_full_disk_delays_the_incident_but_never_loses_it(tmp_path: Path) 
             assert service.last_error is None
             assert not service.stalled.is_set()
         finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert len(repo.list_incidents(open_database(tmp_path))) == 1
+
+
+def _short_busy_timeout(db: Any) -> None:
+    db.execute("PRAGMA busy_timeout = 50")  # the hub waits 10 s; the test need not
+
+
+async def test_a_database_locked_by_another_process_delays_the_incident_but_never_loses_it(
+    tmp_path: Path,
+) -> None:
+    bus = Bus()
+    changes = bus.subscribe("test", (IncidentChanged,))
+    async with DbWorker(tmp_path) as db:
+        await db.run(_short_busy_timeout)
+        other = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # e.g. someone's sqlite3 shell, mid-write
+        service = IncidentService(bus=bus, db=db, hub_id="hub-1")
+        task = asyncio.create_task(service.run())
+        try:
+            bus.publish(_report(1.0))
+            await asyncio.wait_for(service.stalled.wait(), 10)
+            assert service.last_error is not None
+            assert "StoreError" in service.last_error
+            assert "locked" in service.last_error
+            assert not task.done()  # the daemon's task group would have ended with it
+            other.execute("ROLLBACK")
+            await asyncio.wait_for(changes.wait(), 60)
+            (changed,) = changes.drain()
+            assert changed.incident.revision == 1
+        finally:
+            other.close()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

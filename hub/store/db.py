@@ -180,7 +180,10 @@ class transaction:
         self._conn = db.conn
 
     def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as err:  # locked by another process past the busy timeout
+            raise convert(err) from err
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if exc is None:

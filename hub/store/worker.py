@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import ParamSpec, TypeVar
 
 import sqlite_utils
 
-from hub.store.db import open_database
+from hub.store.db import convert, open_database
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -48,7 +49,17 @@ class DbWorker:
         self._executor.shutdown(wait=True)
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(database, *args)` on the worker thread; any sqlite3 error it raises comes out as
+        the store's own (`StoreError` and kin), which every caller handles: a database locked
+        by another process past the busy timeout must not end the daemon."""
         if self._db is None:
             raise RuntimeError("DbWorker used outside its `async with`")
-        call = functools.partial(fn, self._db, *args)
+        call = functools.partial(_converted, fn, self._db, *args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+
+def _converted(fn: Callable[..., T], db: sqlite_utils.Database, *args: object) -> T:
+    try:
+        return fn(db, *args)
+    except sqlite3.DatabaseError as err:
+        raise convert(err) from err
