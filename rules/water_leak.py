@@ -5,6 +5,12 @@ reading, before the incident is written. Then each valve's close is confirmed by
 (asked for with READ_STATE, resent up to `retries` times); a valve that will not close escalates:
 severity stays critical, every siren sounds, and the incident says so. The hub never opens a valve.
 
+While a sensor is still wet, a valve that reports open again — one that timed out and comes back
+open, or one opened by hand or by a fault after it closed — is closed again, with the same
+confirmation, and the incident says so. After `MAX_CLOSE_AGAIN` such closes of one valve in one
+episode the valve is left to a person and the incident is escalated. A circuit switched back on is
+left on: cleaning up may need power, for a pump or a dehumidifier.
+
 Water and electricity: a `power_cut` relay whose `location` is the wet sensor's location is
 switched off right after the valves, with the same confirm, retry and escalation; the hub never
 switches one back on (a person does, once the place is dry).
@@ -53,6 +59,9 @@ PLAN_COMMON = (
 )
 
 _WATCHED = frozenset({Measurement.WATER_LEAK, Measurement.VALVE, Measurement.SWITCH})
+#: Closes sent again to one valve in one leak episode: a valve stuck open that reports every
+#: minute gets a few more tries, not a command and an incident revision every minute.
+MAX_CLOSE_AGAIN = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +101,7 @@ class WaterLeakProtocol:
         self._closed: set[str] = set()  # valves confirmed closed, circuits confirmed off
         self._power_failed: set[str] = set()
         self._escalated = False
+        self._closed_again: dict[str, int] = {}  # valve -> closes sent again this episode
         self._tg: asyncio.TaskGroup | None = None
         self._early: list[Reading] = []
         # A direct handler, not a queue: the wet reading, the close command and its write to the
@@ -128,12 +138,60 @@ class WaterLeakProtocol:
         ) or (reading.measurement is Measurement.SWITCH and reading.value is True)
         if reopened:
             self._closed.discard(reading.device_id)
+            if reading.measurement is Measurement.VALVE and self._wet:
+                self._close_again(reading, tg)
+
+    def _close_again(self, reading: Reading, tg: asyncio.TaskGroup) -> None:
+        """A valve reported open while a sensor is still wet: close it again."""
+        valve = next((v for v in self._valves if v.id == reading.device_id), None)
+        if valve is None or valve.id in self._confirming:
+            return  # not one of ours, or its close is still being confirmed
+        tries = self._closed_again.get(valve.id, 0)
+        if tries >= MAX_CLOSE_AGAIN:
+            if tries == MAX_CLOSE_AGAIN:
+                self._closed_again[valve.id] = tries + 1
+                _log.error(
+                    "valve %s keeps reporting open during the leak; closed again %d times, "
+                    "now left to a person",
+                    valve.name,
+                    tries,
+                )
+                self._bus.publish(
+                    self._report(
+                        at=reading.at,
+                        title=f"Water leak — valve {valve.name} keeps opening",
+                        response_plan=self._plan(),
+                        escalated=True,
+                    )
+                )
+            return
+        self._closed_again[valve.id] = tries + 1
+        mark = self._actuator.send(valve.id, CommandAction.CLOSE_VALVE)
+        self._confirming.add(valve.id)
+        tg.create_task(self._confirm_valve(valve, mark, tg))
+        _log.warning(
+            "valve %s reported %s while the leak is still wet: closing it again",
+            valve.name,
+            reading.value,
+        )
+        self._bus.publish(
+            self._report(
+                at=reading.at,
+                evidence=(
+                    IncidentEvidence(
+                        valve.id, reading.measurement.value, str(reading.value), None, reading.at
+                    ),
+                ),
+                response_plan=self._plan(),
+            )
+        )
 
     def _on_wet(self, reading: Reading, tg: asyncio.TaskGroup) -> None:
         if reading.device_id in self._wet:
             return
         if not self._wet:  # a new leak episode: it may escalate again
             self._escalated = False
+            self._closed_again.clear()
         self._wet.add(reading.device_id)
         # 1. Water off, first of all.
         for valve in self._valves:

@@ -1,4 +1,5 @@
-"""The water-leak protocol on the bus alone (no broker): episodes, escalation, no reopening."""
+"""The water-leak protocol on the bus alone (no broker): episodes, escalation, no reopening, and
+a valve that reports open while the floor is wet closed again."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import contextlib
 from hub.bus import Bus
 from hub.clock import SystemClock
 from hub.events import Command, CommandAction, IncidentReport, Reading
+from hub.incident import ActionOutcome
 from hub.measurements import Measurement
-from rules.water_leak import Place, WaterLeakProtocol
+from rules.water_leak import MAX_CLOSE_AGAIN, Place, WaterLeakProtocol
 
 
 def _protocol(bus: Bus) -> WaterLeakProtocol:
@@ -58,6 +60,76 @@ async def test_each_leak_episode_escalates_and_no_valve_is_ever_opened() -> None
             bus.publish(Reading("leak", Measurement.WATER_LEAK, False, 10.0 + episode))
         actions = {c.action for c in commands.drain()}
         assert actions <= {CommandAction.READ_STATE, CommandAction.SIREN_ON}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _is_close(c: Command) -> bool:
+    return c.action is CommandAction.CLOSE_VALVE
+
+
+async def test_a_valve_reported_open_while_the_floor_is_wet_is_closed_again() -> None:
+    bus = Bus()
+    commands = bus.subscribe("commands", (Command,))
+    reports = bus.subscribe("reports", (IncidentReport,))
+    protocol = _protocol(bus)
+    task = asyncio.create_task(protocol.run())
+    try:
+        bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
+        await _next(commands, _is_close)
+        # The valve never answers: the close times out (its radio route was down)...
+        await _next(reports, lambda r: r.escalated)
+        # ...then it comes back, open, with the floor still wet: closed again.
+        bus.publish(Reading("valve", Measurement.VALVE, "open", 2.0))
+        await _next(commands, _is_close)
+        said = await _next(reports, lambda r: r.evidence and r.evidence[0].sensor_id == "valve")
+        assert said.evidence[0].value == "open"
+        bus.publish(Reading("valve", Measurement.VALVE, "closed", 3.0))
+        ok = await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        assert ok.actions[0].target == "valve"
+        # Opened again after it had closed (by hand, or a fault): closed again.
+        bus.publish(Reading("valve", Measurement.VALVE, "open", 4.0))
+        await _next(commands, _is_close)
+        bus.publish(Reading("valve", Measurement.VALVE, "closed", 5.0))
+        await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        # Once the floor is dry the hub leaves the valve alone (readings are handled in the step
+        # that publishes them, so a close would already be there).
+        bus.publish(Reading("leak", Measurement.WATER_LEAK, False, 6.0))
+        commands.drain()
+        bus.publish(Reading("valve", Measurement.VALVE, "open", 7.0))
+        assert [c for c in commands.drain() if c.action is not CommandAction.READ_STATE] == []
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_valve_that_keeps_opening_is_left_to_a_person_and_the_incident_escalated() -> None:
+    bus = Bus()
+    commands = bus.subscribe("commands", (Command,))
+    reports = bus.subscribe("reports", (IncidentReport,))
+    protocol = _protocol(bus)
+    task = asyncio.create_task(protocol.run())
+    try:
+        bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
+        await _next(commands, _is_close)
+        bus.publish(Reading("valve", Measurement.VALVE, "closed", 1.5))
+        await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        for n in range(MAX_CLOSE_AGAIN):
+            bus.publish(Reading("valve", Measurement.VALVE, "open", 2.0 + n))
+            await _next(commands, _is_close)
+            bus.publish(Reading("valve", Measurement.VALVE, "closed", 2.5 + n))
+            await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        reports.drain()
+        bus.publish(Reading("valve", Measurement.VALVE, "open", 10.0))
+        assert not any(_is_close(c) for c in commands.drain())
+        (given_up,) = reports.drain()
+        assert given_up.escalated
+        assert "keeps opening" in given_up.title
+        bus.publish(Reading("valve", Measurement.VALVE, "open", 11.0))  # said once, not again
+        assert reports.drain() == []
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
