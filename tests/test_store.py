@@ -57,6 +57,23 @@ def test_each_change_is_a_revision_with_its_outbox_row(tmp_path: Path) -> None:
     assert third.revision == 1
 
 
+def test_a_follow_up_after_the_incident_was_resolved_joins_it_and_opens_no_other(
+    tmp_path: Path,
+) -> None:
+    db = open_database(tmp_path)
+    first = repo.apply_report(db, _report(100.0), "hub-1")
+    assert first is not None
+    repo.change_status(db, first.id, Status.RESOLVED, 101.0)  # resolved before the valve answers
+    action = IncidentAction(ActionKind.CLOSE_VALVE, "main-valve", 160.0, ActionOutcome.TIMEOUT)
+    late = repo.apply_report(db, _report(160.0, actions=(action,), title=""), "hub-1")
+    assert late is not None
+    assert late.id == first.id
+    assert late.status is Status.RESOLVED
+    assert late.actions == (action,)
+    assert late.title == "Water leak at kitchen"
+    assert [i.id for i in repo.list_incidents(db)] == [first.id]
+
+
 def test_incident_found_by_unique_prefix(tmp_path: Path) -> None:
     db = open_database(tmp_path)
     incident = repo.apply_report(db, _report(1.0), "hub-1")

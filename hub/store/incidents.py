@@ -39,6 +39,10 @@ def apply_report(db: sqlite_utils.Database, report: IncidentReport, hub_id: str)
         current = _open_by_key(db, report.key)
         if current is None and report.resolve:
             return None
+        if current is None and not report.title:
+            # A follow-up (an action's outcome, an episode's end) belongs to the incident it
+            # follows, even when the homeowner or the cloud resolved that one in between.
+            current = _latest_by_key(db, report.key)
         if current is None:
             current = new_incident(
                 hub_id=hub_id,
@@ -131,6 +135,13 @@ def _open_by_key(db: sqlite_utils.Database, key: str) -> Incident | None:
         f"SELECT key, body FROM incidents WHERE key = ? AND status IN ({','.join('?' * len(_OPEN))}) "  # noqa: S608
         "ORDER BY detected_at DESC LIMIT 1",
         [key, *_OPEN],
+    ).fetchone()
+    return None if row is None else _decode(row)
+
+
+def _latest_by_key(db: sqlite_utils.Database, key: str) -> Incident | None:
+    row = db.execute(
+        "SELECT key, body FROM incidents WHERE key = ? ORDER BY detected_at DESC LIMIT 1", [key]
     ).fetchone()
     return None if row is None else _decode(row)
 
