@@ -99,15 +99,39 @@ def default_data_dir() -> Path:
 
 
 def _check_secret_file(path: Path | None) -> Path | None:
-    """A file holding a secret must exist and must not be readable by others."""
+    """A file holding a secret must exist, be a file and not be readable by others."""
     if path is None:
         return None
     try:
         mode = path.stat().st_mode
     except OSError as err:
         raise ValueError(f"cannot read {path}: {err.strerror}") from err
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path} is not a file")
     if mode & stat.S_IROTH:
         raise ValueError(f"{path} is readable by everyone; run: chmod o-rwx {path}")
+    return path
+
+
+def _check_readable_file(path: Path | None) -> Path | None:
+    """A file the hub reads at run time (a CA, a certificate) must be readable now: a typo found
+    at run time is an MQTT link retried forever with no word of which key is wrong."""
+    if path is None:
+        return None
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror}") from err
+    return path
+
+
+def _check_data_dir(path: Path) -> Path:
+    """The data dir must be a directory, or be creatable as one."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        what = "is not a directory" if existing == path else f"cannot be made: {existing} is a file"
+        raise ValueError(f"{path} {what}")
     return path
 
 
@@ -116,6 +140,8 @@ class HubSection(Section):
     data_dir: Path = Field(default_factory=default_data_dir)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    _data_dir = field_validator("data_dir")(_check_data_dir)
+
 
 class TlsSection(Section):
     ca_file: Path | None = None
@@ -123,6 +149,7 @@ class TlsSection(Section):
     key_file: Path | None = None
 
     _key = field_validator("key_file")(_check_secret_file)
+    _files = field_validator("ca_file", "cert_file")(_check_readable_file)
 
     @model_validator(mode="after")
     def _pair(self) -> TlsSection:
@@ -191,6 +218,7 @@ class CloudSection(Section):
         raise ValueError("expected an https:// URL (plain http:// only to a loopback host)")
 
     _secret = field_validator("secret_file")(_check_secret_file)
+    _ca = field_validator("ca_file")(_check_readable_file)
 
 
 def _is_loopback(host: str) -> bool:

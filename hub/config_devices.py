@@ -137,6 +137,7 @@ def check_devices(devices: list[DeviceConfig]) -> None:
     """The rules across devices (raises `DeviceError`)."""
     _check_unique(devices)
     _check_serial_ports(devices)
+    _check_power_cuts(devices)
 
 
 def _check_unique(devices: list[DeviceConfig]) -> None:
@@ -149,6 +150,29 @@ def _check_unique(devices: list[DeviceConfig]) -> None:
         if (d.adapter, d.native_name) in names:
             raise DeviceError(i, "name", f"two {d.adapter} devices are named {d.native_name!r}")
         names.add((d.adapter, d.native_name))
+
+
+def _check_power_cuts(devices: list[DeviceConfig]) -> None:
+    """A `power_cut` is switched off when a sensor in its `location` gets wet (locations compared
+    exactly): without one, or in a place no other device is in, it would never be."""
+    for i, d in enumerate(devices):
+        if d.role != "power_cut":
+            continue
+        if d.location is None:
+            raise DeviceError(
+                i, "role", "a power_cut needs the `location` of the leak sensors it protects"
+            )
+        others = {o.location for o in devices if o is not d and o.location is not None}
+        if d.location in others:
+            continue
+        near = sorted(o for o in others if o.strip().casefold() == d.location.strip().casefold())
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise DeviceError(
+            i,
+            "location",
+            f"no other device is in location {d.location!r}{hint}: the hub switches a "
+            "power_cut off only when a leak sensor in its location gets wet",
+        )
 
 
 def _check_serial_ports(devices: list[DeviceConfig]) -> None:

@@ -169,7 +169,9 @@ def test_shelly_and_tasmota_names_are_topics_with_an_optional_channel(tmp_path: 
     ok = _write(
         tmp_path,
         '[[devices]]\nid = "v"\nadapter = "shelly"\nname = "shellyplus1pm-a1#1"\n'
-        '[[devices]]\nid = "p"\nadapter = "tasmota"\nname = "tasmota_A1B2C3"\nrole = "power_cut"\n',
+        'location = "laundry"\n'
+        '[[devices]]\nid = "p"\nadapter = "tasmota"\nname = "tasmota_A1B2C3"\nrole = "power_cut"\n'
+        'location = "laundry"\n',
         "ok.toml",
     )
     assert [d.native_name for d in load_config(ok).devices] == [
@@ -296,3 +298,44 @@ def test_the_water_system_calibrates_over_a_day_unless_told(tmp_path: Path) -> N
     assert shorter.anomaly.water_system.calibrate_hours == 2.5
     bad = _write(tmp_path, section + "calibrate_hours = -1\n", "c.toml")
     assert _error(bad).startswith(f"{bad}:3: anomaly.water_system.calibrate_hours: ")
+
+
+def test_a_power_cut_must_share_its_location_with_another_device(tmp_path: Path) -> None:
+    sensor = (
+        '[[devices]]\nid = "leak"\nadapter = "zigbee2mqtt"\nname = "Leak"\nlocation = "kitchen"\n'
+    )
+    cut = '[[devices]]\nid = "sockets"\nadapter = "shelly"\nname = "shellyplus1-a1"\nrole = "power_cut"\n'
+    ok = _write(tmp_path, sensor + cut + 'location = "kitchen"\n', "ok.toml")
+    assert [d.location for d in load_config(ok).devices] == ["kitchen", "kitchen"]
+    typo = _error(_write(tmp_path, sensor + cut + 'location = "Kitchen "\n', "typo.toml"))
+    assert typo.startswith(f"{tmp_path / 'typo.toml'}:11: devices[1].location: no other device")
+    assert "(did you mean 'kitchen'?)" in typo
+    missing = _error(_write(tmp_path, sensor + cut, "missing.toml"))
+    assert missing.startswith(f"{tmp_path / 'missing.toml'}:10: devices[1].role: a power_cut needs")
+
+
+def test_files_and_the_data_dir_are_checked_when_the_config_is(tmp_path: Path) -> None:
+    """What `run` would trip over later (an MQTT link retried forever, a traceback) is named now,
+    with file, line and key."""
+    (tmp_path / "a-dir").mkdir(mode=0o750)
+    db_file = _write(tmp_path, "", "hub.db")
+    cases = {
+        f'[mqtt]\nhost = "broker.lan"\n[mqtt.tls]\nca_file = "{tmp_path}/ca.pme"\n': (
+            f":4: mqtt.tls.ca_file: cannot read {tmp_path}/ca.pme: No such file or directory"
+        ),
+        f'[mqtt]\npassword_file = "{tmp_path}/a-dir"\n': (
+            f":2: mqtt.password_file: {tmp_path}/a-dir is not a file"
+        ),
+        f'[hub]\ndata_dir = "{db_file}"\n': f":2: hub.data_dir: {db_file} is not a directory",
+        f'[hub]\ndata_dir = "{db_file}/data"\n': (
+            f":2: hub.data_dir: {db_file}/data cannot be made: {db_file} is a file"
+        ),
+    }
+    for i, (text, expected) in enumerate(cases.items()):
+        message = _error(_write(tmp_path, text, f"bad{i}.toml"))
+        assert f"bad{i}.toml{expected}" in message, message
+    ca = _write(tmp_path, "-----BEGIN CERTIFICATE-----\n", "ca.pem")
+    ok = _write(tmp_path, f'[mqtt]\nhost = "broker.lan"\n[mqtt.tls]\nca_file = "{ca}"\n', "ok.toml")
+    tls = load_config(ok).mqtt.tls
+    assert tls is not None
+    assert tls.ca_file == ca

@@ -125,7 +125,10 @@ def open_database(data_dir: Path) -> sqlite_utils.Database:
     A file that fails its integrity check is moved aside (never deleted) and a fresh database is
     started, because the hub must keep protecting the home; the error is logged for a person.
     """
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    except OSError as err:
+        raise StoreError(f"cannot make the data dir {data_dir}: {err.strerror}") from err
     path = data_dir / DB_NAME
     try:
         return _open(path)
