@@ -17,11 +17,13 @@ from drivers.mqtt.adapter import BusSink
 from drivers.mqtt.service import MqttService
 from drivers.simulator import SIMULATED_DEVICES, Scenario, run_simulator
 from hub import __version__, sdnotify, wiring
+from hub.backoff import Backoff
 from hub.bad_input import BadInputLog
 from hub.broker_locate import locate_broker
 from hub.bus import Bus
 from hub.clock import Clock, SystemClock
 from hub.config import Config, DeviceConfig
+from hub.errors import StoreError
 from hub.health import HealthReporter
 from hub.incident import Incident
 from hub.incident_service import IncidentService
@@ -89,9 +91,8 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
     bus = Bus()
     bad_input = BadInputLog()
     devices = config.devices
-    async with DbWorker(config.hub.data_dir) as db:
-        await db.run(readings_repo.register_devices, [_row(d) for d in devices])
-        await db.run(readings_repo.forget_unconfigured, {d.id for d in devices})
+    async with DbWorker(config.hub.data_dir, open_later=True) as db:
+        registered = await _register_devices(db, devices)
 
         sink = BusSink(bus, bad_input)
         # `mqtt` is bound below: discovery subscribes through it once it is connected.
@@ -142,6 +143,7 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
                 "bad_input": bad_input.as_dict(),
                 "bus": bus.stats(),
                 "store": {
+                    "open_error": db.open_error,
                     "incident_write_failures": incidents.write_failures,
                     "incident_last_error": incidents.last_error,
                     "recorder_last_error": recorder.last_error,
@@ -159,6 +161,8 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             tg.create_task(recorder.run(), name="recorder")
             tg.create_task(mqtt.run(), name="mqtt")
             tg.create_task(health.run(), name="health")
+            if not registered:
+                tg.create_task(_register_devices_later(db, devices), name="register-devices")
             if sync is not None:
                 tg.create_task(sync.run(), name="sync")
             for name, job in optional.jobs.items():
@@ -228,9 +232,32 @@ def _on_signal(loop: asyncio.AbstractEventLoop, sig: int, handler: Callable[[], 
 
 def _snapshot(db: DbWorker) -> Callable[[], Awaitable[list[Incident]]]:
     async def snapshot() -> list[Incident]:
-        return await db.run(incident_repo.list_incidents)
+        try:
+            return await db.run(incident_repo.list_incidents)
+        except StoreError as err:  # they are published again as they change
+            _log.warning("cannot read the incidents to publish them again (%s)", err)
+            return []
 
     return snapshot
+
+
+async def _register_devices(db: DbWorker, devices: list[DeviceConfig]) -> bool:
+    """The configured devices in the store; False (said) when the store cannot take them now."""
+    try:
+        await db.run(readings_repo.register_devices, [_row(d) for d in devices])
+        await db.run(readings_repo.forget_unconfigured, {d.id for d in devices})
+    except StoreError as err:
+        _log.debug("cannot register the configured devices now (%s)", err)
+        return False
+    return True
+
+
+async def _register_devices_later(db: DbWorker, devices: list[DeviceConfig]) -> None:
+    backoff = Backoff(initial=1.0, cap=300.0)
+    while True:
+        await asyncio.sleep(backoff.next_delay())
+        if await _register_devices(db, devices):
+            return
 
 
 def _row(d: DeviceConfig) -> readings_repo.DeviceRow:

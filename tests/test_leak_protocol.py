@@ -187,6 +187,7 @@ async def test_water_cuts_the_power_where_it_is_and_a_stuck_circuit_escalates(
          "location": "kitchen"},
         {"id": "garage-sockets", "adapter": "tasmota", "name": "garage", "role": "power_cut",
          "location": "garage"},
+        {"id": "garage-leak", "adapter": "native", "location": "garage"},  # stays dry
         {"id": "hall-siren", "adapter": "zigbee2mqtt", "name": SIREN, "role": "siren"},
     ]  # fmt: skip
     for stuck in (False, True):
@@ -223,3 +224,24 @@ async def test_water_cuts_the_power_where_it_is_and_a_stuck_circuit_escalates(
         else:
             assert action["result"] == "ok"
             assert "The hub switched off the electricity to kitchen." in incident["response_plan"]
+
+
+async def test_a_database_that_cannot_be_opened_at_start_does_not_stop_the_leak_path(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """A full disk, or a data dir the hub may not write, at start: the valve still closes, and the
+    incident waits in memory until the store can be opened."""
+    (tmp_path / "hub.db").mkdir()  # not a database file: opening it fails as a full disk does
+    config = hub_config(broker, tmp_path, hub_id="hub-nodb")
+    async with Peer(broker, ["zigbee2mqtt/#", "homeguard/hub/hub-nodb/#"]) as peer:
+        async with running_hub(config, peer), _valve(peer):
+            start = len(peer.messages)
+            await peer.publish(z2m(LEAK), {"water_leak": True})
+            await peer.expect(on(z2m(VALVE, "set"), state="OFF"), start=start)
+            await peer.expect(lambda t, p: t == z2m(VALVE) and b'"OFF"' in p, start=start)
+            assert peer.count(_incident_topic("hub-nodb")) == 0
+            (tmp_path / "hub.db").rmdir()  # the cause is gone: the store opens by itself
+            _, body = await peer.expect(_incident_topic("hub-nodb"), timeout=30, start=start)
+            assert json.loads(body)["emergency_type"] == "water_damage"
+    stored = repo.list_incidents(open_database(tmp_path))
+    assert len(stored) == 1
