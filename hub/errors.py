@@ -40,6 +40,7 @@ class BadInputReason(enum.StrEnum):
     BAD_FRAME = "bad_frame"  # a serial frame or telegram that fails its checksum or framing
     UNSUPPORTED = "unsupported"  # well-formed, but nothing the hub can use (e.g. a value template)
     DECRYPT_FAILED = "decrypt_failed"  # an encrypted advertisement that fails with the bind key
+    REPLAYED = "replayed"  # an authenticated advertisement older than the device's last one
 
 
 class BadInputError(HubError):

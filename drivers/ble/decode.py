@@ -1,13 +1,17 @@
 """Advertisements → readings, through bthome-ble and xiaomi-ble. Pure: no I/O, no clock.
 
-One library parser per configured device, holding its bind key (the libraries keep per-device
-state: the packet id that filters duplicates, the encryption counter that refuses replays). The
-libraries' entities become readings in `drivers.ble.entities`. What cannot be used is returned as a
-`BadInputError` naming why:
+One library parser per configured device, holding its bind key. bthome-ble keeps per-device
+state itself (the packet id that filters duplicates, the encryption counter that refuses replays);
+xiaomi-ble keeps none, so for a Xiaomi device with a key the decoder keeps its MiBeacon frame
+counter (`drivers.ble.mibeacon`): a copy of an advert already seen yields nothing, an older one is
+refused. The libraries' entities become readings in `drivers.ble.entities`. What cannot be used is
+returned as a `BadInputError` naming why:
 
 * `DECRYPT_FAILED`: an encrypted advert that does not decrypt with the configured key, an
-  encrypted advert from a device configured without a key, or a plaintext advert carrying values
-  from a device configured with one (a downgrade: spoofed, or the device was reset).
+  encrypted advert from a device configured without a key, a plaintext advert carrying values
+  or a MiBeacon v2/v3 (legacy, unauthenticated) encrypted advert from a device configured with
+  one (a downgrade: spoofed, or the device was reset), or a Xiaomi advert whose frame counter is
+  behind the device's (a replay; see `FrameCounter` for a device that restarts).
 * `UNSUPPORTED`: a measurement in a unit the hub cannot convert (°F, say).
 * `WRONG_TYPE` / `OUT_OF_RANGE` / `NOT_FINITE`: `measurement_value`'s checks.
 * `BAD_FRAME`: the library failed on the bytes (a malformed advert).
@@ -29,8 +33,9 @@ from sensor_state_data import SensorData, SensorUpdate
 from xiaomi_ble import EncryptionScheme as XiaomiEncryption
 from xiaomi_ble import XiaomiBluetoothDeviceData
 
-from drivers.ble.advert import BTHOME_UUIDS, XIAOMI_UUIDS, Advert
+from drivers.ble.advert import BTHOME_UUIDS, XIAOMI_UUIDS, Advert, uuid16
 from drivers.ble.entities import has_values, to_readings
+from drivers.ble.mibeacon import FrameCounter, Verdict, frame_counter
 from hub.config import BLE_ADAPTERS, DeviceConfig
 from hub.errors import BadInputError, BadInputReason
 from hub.events import DeviceDiscovered, Reading
@@ -94,13 +99,15 @@ class Decoder:
         if not device.accepts(advert):
             return NOTHING
         try:
-            update, refused = device.update(advert)
+            update, refused = device.update(advert, when)
         except Exception as err:  # noqa: BLE001  (the library choked on the bytes: refuse them)
             why = f"the {device.adapter} decoder failed: {type(err).__name__}: {err}"
             return Decoded(device.device_id, (), (BadInputError(BadInputReason.BAD_FRAME, why),))
         if refused is not None:
             return Decoded(device.device_id, (), (refused,))
-        readings, errors = to_readings(device.device_id, update, when)
+        readings, errors = (
+            ([], []) if update is None else to_readings(device.device_id, update, when)
+        )
         if not readings and not errors:
             return Decoded(device.device_id)
         return Decoded(device.device_id, tuple(readings), tuple(errors))
@@ -119,8 +126,10 @@ class Decoder:
         self._seen.add(address)
         probe = kind(discovered_id(address), None)
         try:
-            update, _ = probe.update(advert)
+            update, _ = probe.update(advert, at)
         except Exception:  # noqa: BLE001  (junk from a neighbour: not a device we can announce)
+            return NOTHING
+        if update is None:  # a probe has no key, so no frame counter: never happens
             return NOTHING
         info = update.devices.get(None)
         if info is None or info.model is None:
@@ -144,8 +153,9 @@ class _Device:
         """Whether the advert carries this library's service data (not a name-only response)."""
         return not self.uuids.isdisjoint(advert.service_data)
 
-    def update(self, advert: Advert) -> tuple[SensorUpdate, BadInputError | None]:
-        """The library's update, and the refusal of the whole advert (a decryption problem)."""
+    def update(self, advert: Advert, at: float) -> tuple[SensorUpdate | None, BadInputError | None]:
+        """The library's update (None: a copy of an advert already seen), and the refusal of the
+        whole advert (a decryption problem, a replay). `at`: when it was received."""
         raise NotImplementedError
 
 
@@ -157,8 +167,8 @@ class _BTHome(_Device):
         super().__init__(device_id, bind_key)
         self._parser = BTHomeBluetoothDeviceData(bindkey=bind_key)
 
-    def update(self, advert: Advert) -> tuple[SensorUpdate, BadInputError | None]:
-        parser = self._parser
+    def update(self, advert: Advert, at: float) -> tuple[SensorUpdate | None, BadInputError | None]:
+        parser = self._parser  # bthome-ble keeps the packet id and encryption counter itself
         update = _fresh_update(parser, advert)
         if parser.downgrade_detected:  # bthome-ble drops a plaintext advert once a key is set
             return update, _downgrade()
@@ -177,28 +187,40 @@ class _Xiaomi(_Device):
     def __init__(self, device_id: str, bind_key: bytes | None) -> None:
         super().__init__(device_id, bind_key)
         self._parser = XiaomiBluetoothDeviceData(bindkey=bind_key)
+        self._count = FrameCounter()
 
-    def update(self, advert: Advert) -> tuple[SensorUpdate, BadInputError | None]:
+    def update(self, advert: Advert, at: float) -> tuple[SensorUpdate | None, BadInputError | None]:
         parser = self._parser
-        # xiaomi-ble sets the scheme only when an advert is encrypted and never clears it:
-        # clear it so that it describes this advert.
+        # xiaomi-ble sets the scheme only when an advert is encrypted and never clears it, and
+        # clears `decryption_failed` only when a v4/v5 tag verifies: reset both so that they
+        # describe this advert.
         parser.encryption_scheme = XiaomiEncryption.NONE
+        parser.decryption_failed = True
         update = _fresh_update(parser, advert)
-        scheme = parser.encryption_scheme
+        refused = self._refusal(update)
+        if refused is not None or parser.encryption_scheme is XiaomiEncryption.NONE:
+            return update, refused
+        # A v4/v5 frame whose tag verified with the key: its counter is the device's own.
+        verdict = self._count.judge(frame_counter(advert.service_data[_MIBEACON]), at)
+        if verdict is Verdict.DUPLICATE:
+            return None, None
+        return update, _replayed() if verdict is Verdict.REPLAYED else None
+
+    def _refusal(self, update: SensorUpdate) -> BadInputError | None:
+        scheme = self._parser.encryption_scheme
         if scheme is XiaomiEncryption.NONE:
-            if self.has_key and has_values(update):
-                return update, _downgrade()
-            return update, None
+            return _downgrade() if self.has_key and has_values(update) else None
         if not self.has_key:
-            return update, _no_key()
-        # MiBeacon v4/v5 (AES-CCM with a tag) sets `decryption_failed` per advert; the legacy
-        # scheme has no tag and only ever tells by `bindkey_verified`.
-        failed = (
-            parser.decryption_failed
-            if scheme is XiaomiEncryption.MIBEACON_4_5
-            else not parser.bindkey_verified
-        )
-        return update, _wrong_key() if failed else None
+            return _no_key()
+        if scheme is not XiaomiEncryption.MIBEACON_4_5:
+            # MiBeacon v2/v3 ("legacy") has no authentication tag: anyone can make a frame that
+            # decrypts to something. Its keys were 12 bytes; a configured key is 16 (32 hex
+            # digits), the key of v4/v5, so a legacy frame for it is a downgrade.
+            return _legacy_downgrade()
+        return _wrong_key() if self._parser.decryption_failed else None
+
+
+_MIBEACON = uuid16(0xFE95)
 
 
 def _fresh_update(parser: SensorData, advert: Advert) -> SensorUpdate:
@@ -222,6 +244,22 @@ def _downgrade() -> BadInputError:
         BadInputReason.DECRYPT_FAILED,
         "a plaintext advert from a device configured with a bind key (spoofed, or the device "
         "lost its key): ignored",
+    )
+
+
+def _legacy_downgrade() -> BadInputError:
+    return BadInputError(
+        BadInputReason.DECRYPT_FAILED,
+        "a MiBeacon v2/v3 (legacy, unauthenticated) advert from a device configured with a "
+        "v4/v5 bind key (spoofed): ignored",
+    )
+
+
+def _replayed() -> BadInputError:
+    return BadInputError(
+        BadInputReason.REPLAYED,
+        "a replayed advert: its frame counter is behind the device's (recorded and sent again, "
+        "or the device restarted: then accepted once its new count is steady)",
     )
 
 
