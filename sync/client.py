@@ -15,6 +15,8 @@ import json
 import ssl
 import stat
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -43,15 +45,21 @@ class SecretError(CloudError):
 
 
 class Unauthorized(CloudError):
-    """401. `clock_skew_s` is the server's time minus ours, when the server said its time."""
+    """401. When the server said its time: `clock_skew_s` is the server's time minus our clock,
+    `signed_skew_s` the server's time minus the time the request was signed with (our clock plus
+    the offset in use then)."""
 
-    def __init__(self, message: str, clock_skew_s: float | None) -> None:
+    def __init__(
+        self, message: str, clock_skew_s: float | None = None, signed_skew_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.clock_skew_s = clock_skew_s
+        self.signed_skew_s = signed_skew_s
 
     @property
     def clock_is_off(self) -> bool:
-        return self.clock_skew_s is not None and abs(self.clock_skew_s) > SKEW_BLAME_S
+        """The time the request was signed with is to blame (not the credentials)."""
+        return self.signed_skew_s is not None and abs(self.signed_skew_s) > SKEW_BLAME_S
 
 
 class Forbidden(CloudError):
@@ -68,12 +76,16 @@ class TooLarge(CloudError):
 
 class BadRequest(CloudError):
     """400: the server could not take the body as a batch at all (the contract says this is not
-    about one item); the drainer splits the batch to find the item it cannot take."""
+    about one item, and a gateway in front of the server may say it too): retried with backoff."""
 
 
 class RateLimited(CloudError):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"rate limited; retry after {retry_after:g}s")
+    """429. `retry_after`: the seconds the server asked for; None when it named no usable wait
+    (missing, zero, nonsense), and the hub backs off on its own."""
+
+    def __init__(self, retry_after: float | None) -> None:
+        wait = "no usable Retry-After" if retry_after is None else f"retry after {retry_after:g}s"
+        super().__init__(f"rate limited; {wait}")
         self.retry_after = retry_after
 
 
@@ -135,7 +147,8 @@ class DispatchClient:
         self._secret = secret
         self._clock = clock
         self._timeout = timeout_s
-        #: Added to our clock when signing, learnt from a 401's `server_time` (see `learn_skew`).
+        #: Added to our clock when signing: the server's time minus ours, as the last 401 that
+        #: said it showed, while that is past what the server tolerates; 0 otherwise.
         self.clock_offset_s = 0.0
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else True
@@ -173,11 +186,6 @@ class DispatchClient:
         tb: TracebackType | None,
     ) -> None:
         await self._http.__aexit__(exc_type, exc, tb)
-
-    def learn_skew(self, skew_s: float) -> None:
-        """Sign with the server's idea of the time from now on (as SDKs of signed APIs do), so a
-        hub with a wrong clock still delivers; the skew itself is reported by the caller."""
-        self.clock_offset_s = skew_s
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -233,7 +241,9 @@ class DispatchClient:
     ) -> dict[str, Any]:
         path = f"{self._prefix}/v1/hubs/{self._hub_id}/{endpoint}"
         path_with_query = f"{path}?{urlencode(query)}" if query else path
-        ts = int(self._clock.now() + self.clock_offset_s)
+        now = self._clock.now()
+        signed_at = now + self.clock_offset_s
+        ts = int(signed_at)
         headers = {
             "Authorization": authorization(
                 self._hub_id, self._secret, method, path_with_query, ts, body
@@ -254,9 +264,9 @@ class DispatchClient:
             raise Transport(f"timeout: {type(err).__name__}") from err
         except httpx.TransportError as err:
             raise Transport(f"{type(err).__name__}: {err}") from err
-        return self._answer(response)
+        return self._answer(response, now, signed_at)
 
-    def _answer(self, response: httpx.Response) -> dict[str, Any]:
+    def _answer(self, response: httpx.Response, now: float, signed_at: float) -> dict[str, Any]:
         code = response.status_code
         data = _json(response)
         if code == 200:
@@ -267,7 +277,9 @@ class DispatchClient:
         if code == 400:
             raise BadRequest(f"400 {error}")
         if code == 401:
-            raise Unauthorized(f"401 {error}", self._skew((data or {}).get("server_time")))
+            raise self._unauthorized(
+                f"401 {error}", (data or {}).get("server_time"), now, signed_at
+            )
         if code == 403:
             raise Forbidden(f"403 {error}")
         if code == 404:
@@ -275,16 +287,25 @@ class DispatchClient:
         if code == 413:
             raise TooLarge(f"413 {error}")
         if code == 429:
-            raise RateLimited(_retry_after(response.headers.get("Retry-After")))
+            raise RateLimited(_retry_after(response.headers.get("Retry-After"), signed_at))
         raise ServerError(f"{code} {error}")
 
-    def _skew(self, server_time: object) -> float | None:
+    def _unauthorized(
+        self, message: str, server_time: object, now: float, signed_at: float
+    ) -> Unauthorized:
+        """The 401, and what its `server_time` teaches: sign with the server's time while our
+        clock is further off than the server tolerates, with our own clock again once it is not
+        (NTP fixed it). Set, not adjusted, so answers to requests signed before it changed (other
+        loops share this client) teach the same thing again instead of correcting twice."""
         if not isinstance(server_time, str):
-            return None
+            return Unauthorized(message)
         try:
-            return parse_rfc3339(server_time) - self._clock.now()
+            server = parse_rfc3339(server_time)
         except ValueError:
-            return None
+            return Unauthorized(message)
+        skew = server - now
+        self.clock_offset_s = skew if abs(skew) > SKEW_BLAME_S else 0.0
+        return Unauthorized(message, skew, server - signed_at)
 
 
 def _is_loopback(host: str) -> bool:
@@ -308,11 +329,20 @@ def _json(response: httpx.Response) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _retry_after(value: str | None) -> float:
-    """Seconds from a `Retry-After` header (the delta form; an HTTP date or nonsense: 60 s)."""
+def _retry_after(value: str | None, server_now: float) -> float | None:
+    """Seconds from a `Retry-After` header, either form of RFC 9110 (delay-seconds, or an
+    HTTP-date, counted from `server_now`: our best guess of the server's time). None when the
+    header is missing or names no wait (zero, in the past, nonsense)."""
     if value is None:
-        return 1.0
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return 60.0
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        # An HTTP-date is GMT; a zone-less one ("-0000") must not be read as local time.
+        seconds = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - server_now
+    return seconds if seconds > 0 else None

@@ -27,6 +27,56 @@ _log = logging.getLogger(__name__)
 #: Room left in a 1 MiB body for the envelope around the items.
 _ENVELOPE_BYTES = 64
 DELIVERED = frozenset({"accepted", "duplicate", "stale"})
+#: A row the server refuses with 400 when sent alone this many times, each after the server took
+#: other rows since, is set aside as a dead letter (it would block everything behind it).
+LONE_REFUSALS = 3
+
+
+class _Isolation:
+    """Finds the one row behind 400 answers without mistaking a refusing gateway for bad rows.
+
+    A 400 is a failure like a 5xx: the rows stay pending and the drainer backs off. Each retry
+    sends half the batch that was refused, so a row the server cannot take ends up alone. A row
+    refused alone becomes the suspect: the next try leaves it out, to learn whether the server
+    takes anything at all. Only a suspect refused alone `LONE_REFUSALS` times, with the server
+    taking other rows in between each time, is given up on; while everything is refused (an
+    outage, a gateway), nothing is.
+    """
+
+    def __init__(self, max_items: int) -> None:
+        self._max_items = max_items
+        self.limit = max_items
+        self._suspect: int | None = None  # the seq of the row last refused alone
+        self._refusals = 0
+        self._took_since = False  # the server took other rows since the suspect's last refusal
+
+    def select(self, batch: list[outbox.Item]) -> list[outbox.Item]:
+        if self._suspect is not None and not self._took_since:
+            batch = [i for i in batch if i.seq != self._suspect] or batch
+        return batch[: self.limit]
+
+    def took(self, items: list[outbox.Item]) -> None:
+        self.limit = self._max_items
+        if any(i.seq == self._suspect for i in items):
+            self._suspect = None
+        else:
+            self._took_since = True
+
+    def refused(self, items: list[outbox.Item]) -> bool:
+        """Record a 400 for these rows; True when the row alone is to be given up on."""
+        if len(items) > 1:
+            self.limit = len(items) // 2
+            return False
+        seq = items[0].seq
+        if seq != self._suspect:
+            self._suspect, self._refusals = seq, 1
+        elif self._took_since:
+            self._refusals += 1
+        self._took_since = False
+        if self._refusals < LONE_REFUSALS:
+            return False
+        self._suspect = None
+        return True
 
 
 class Drainer:
@@ -54,6 +104,7 @@ class Drainer:
         self._passes_asked = 0
         self._passes_done = 0
         self._idle = asyncio.Condition()
+        self._isolation = _Isolation(max_items)
         self.requests = 0
         self.delivered = 0
         self.dead_lettered = 0
@@ -85,9 +136,9 @@ class Drainer:
                         self._idle.notify_all()
                     await self._wake.wait()
                     continue
-                await self._send(batch)
+                await self._send(self._isolation.select(batch))
             except CloudError as err:
-                delay = self._link.failed(err, backoff, self._client)
+                delay = self._link.failed(err, backoff)
                 await self._pause(delay, interruptible=not isinstance(err, RateLimited))
                 continue
             except StoreError as err:
@@ -105,25 +156,28 @@ class Drainer:
                 accepted = await self._client.post_telemetry([i.body for i in items])
                 if accepted < len(items):
                     _log.warning("the cloud took %d of %d rollups", accepted, len(items))
+                self._isolation.took(items)
                 await self._settle(items, [])
                 return
             results = await self._client.post_incidents([i.body for i in items])
-        except (TooLarge, BadRequest) as err:
-            # Halve until the one item the server cannot take stands alone: it becomes a dead
+        except TooLarge:
+            # Halve until the one item too large for the server stands alone: it becomes a dead
             # letter, the rest goes through.
             if len(items) == 1:
-                reason = (
-                    "too large for the server (413) even alone"
-                    if isinstance(err, TooLarge)
-                    else f"refused by the server: {err}"
-                )
-                await self._settle([], [(items[0], reason)])
+                await self._settle([], [(items[0], "too large for the server (413) even alone")])
                 return
             self.splits += 1
             half = len(items) // 2
             await self._send(items[:half])
             await self._send(items[half:])
             return
+        except BadRequest as err:
+            if not self._isolation.refused(items):
+                raise  # a failure: backoff, and the rows stay pending
+            reason = f"refused by the server (400) alone {LONE_REFUSALS} times: {err}"
+            await self._settle([], [(items[0], reason)])
+            return
+        self._isolation.took(items)
         delivered: list[outbox.Item] = []
         rejected: list[tuple[outbox.Item, str]] = []
         unknown: list[str] = []

@@ -44,13 +44,16 @@ class Heartbeat:
         backoff = Backoff(initial=self._interval, cap=self._interval)
         while True:
             await self._link.online.wait()
+            delay = 0.0
             try:
                 await self.beat()
             except CloudError as err:
-                self._link.failed(err, backoff, self._client)
+                # Never sooner than the link says (a 429's Retry-After, the wait after refused
+                # credentials), nor more often than the period.
+                delay = self._link.failed(err, backoff)
             except StoreError as err:
                 _log.warning("cannot count what the heartbeat reports (%s)", err)
-            await self._sleep(self._interval)
+            await self._sleep(max(self._interval, delay))
 
     async def beat(self) -> None:
         now = self._clock.now()

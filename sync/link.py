@@ -12,8 +12,8 @@ from typing import Any
 from hub.backoff import Backoff
 from hub.clock import Clock
 from sync.client import (
+    SKEW_BLAME_S,
     CloudError,
-    DispatchClient,
     Forbidden,
     RateLimited,
     SecretError,
@@ -59,6 +59,7 @@ class Link:
         self.retry_at: float | None = None
         self._auth_backoff = Backoff(initial=AUTH_INITIAL_S, cap=AUTH_CAP_S)
         self._warned = False
+        self._resigned = False
 
     def ok(self) -> None:
         if self.state is not LinkState.ONLINE:
@@ -66,6 +67,7 @@ class Link:
                 _log.info("cloud link is back online")
             self.state = LinkState.ONLINE
         self._warned = False
+        self._resigned = False
         self._auth_backoff.reset()
         self.retry_at = None
         self.last_ok_at = self._clock.now()
@@ -76,22 +78,30 @@ class Link:
         self._error(str(err))
         _log.error("cloud sync disabled: %s", err)
 
-    def failed(self, err: CloudError, backoff: Backoff, client: DispatchClient) -> float:
+    def failed(self, err: CloudError, backoff: Backoff) -> float:
         """Record a failure; returns how long the failing loop waits before its next try."""
         self.online.clear()
         self._error(f"{type(err).__name__}: {err}")
         if isinstance(err, Unauthorized) and err.clock_is_off:
-            skew = err.clock_skew_s or 0.0
-            first = self.clock_skew_s is None or abs(self.clock_skew_s - skew) > 60
-            self.clock_skew_s = skew
+            # The time we signed with was off; the client has already corrected what it signs
+            # with from the answer's `server_time`, so the first such failure retries at once.
+            skew = err.clock_skew_s
+            self.clock_skew_s = skew if skew is not None and abs(skew) > SKEW_BLAME_S else None
             self.state = LinkState.CLOCK_SKEW
-            if first:
-                _log.warning(
-                    "the cloud refused our signature: this hub's clock is %+.0f s off the "
-                    "server's; signing with the server's time from now on (fix NTP on this hub)",
-                    -skew,
-                )
-                client.learn_skew(skew)
+            if not self._resigned:
+                self._resigned = True
+                if self.clock_skew_s is None:
+                    _log.warning(
+                        "the cloud refused a signature made with the server's time: this hub's "
+                        "clock is right again; signing with it from now on"
+                    )
+                else:
+                    _log.warning(
+                        "the cloud refused our signature: this hub's clock is %+.0f s off the "
+                        "server's; signing with the server's time from now on (fix NTP on this "
+                        "hub)",
+                        -self.clock_skew_s,
+                    )
                 return 0.0
             delay = self._auth_backoff.next_delay()
         elif isinstance(err, Unauthorized | Forbidden):
@@ -109,8 +119,12 @@ class Link:
             )
         elif isinstance(err, RateLimited):
             self.state = LinkState.RATE_LIMITED
-            # At least Retry-After; a little jitter so several loops do not return together.
-            delay = err.retry_after + min(1.0, backoff.next_delay() / 10)
+            # At least Retry-After, and a little jitter so several loops do not return together;
+            # without a usable Retry-After, the usual capped backoff.
+            jittered = backoff.next_delay()
+            delay = (
+                jittered if err.retry_after is None else err.retry_after + min(1.0, jittered / 10)
+            )
             self._log_once("cloud asked us to slow down; waiting %.1f s", delay)
         else:
             self.state = LinkState.OFFLINE

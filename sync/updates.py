@@ -115,7 +115,7 @@ class UpdatesPoller:
             try:
                 updates, nxt = await self._client.updates(self.cursor, self._wait_s)
             except CloudError as err:
-                delay = self._link.failed(err, backoff, self._client)
+                delay = self._link.failed(err, backoff)
                 if delay > 0:  # 0: retry at once (the clock skew was just learnt)
                     await self._sleep(delay)
                 continue
