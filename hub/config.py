@@ -88,6 +88,12 @@ WATER_CALIBRATION_FILE = "water_system.calibration.json"
 ANOMALY_STATE_FILE = "anomaly_streams.json"
 
 
+def recalibrate_marker(calibration_file: Path) -> Path:
+    """The file `models recalibrate` leaves beside the calibration file: the hub, finding it,
+    calibrates afresh (and removes it). Only the command writes it."""
+    return calibration_file.with_name(calibration_file.name + ".recalibrate")
+
+
 def default_data_dir() -> Path:
     """systemd's StateDirectory, else /var/lib/homeguard for root, else the user's state dir."""
     if state := os.environ.get("STATE_DIRECTORY"):

@@ -23,6 +23,7 @@ import math
 from array import array
 from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
 
 #: Past values in a univariate feature row.
 WINDOW = 12
@@ -40,6 +41,41 @@ _LEVEL_SPAN = 300.0
 _PROFILE_ALPHA = 0.3
 #: The usual interval adapts over some tens of readings.
 _GAP_ALPHA = 0.05
+#: The largest magnitude of a reading taken in. Beyond it a value is a glitch or a unit gone
+#: wrong (the hub's drivers already bound physical values far below it): squared in the running
+#: spread, 1e200 or 1.5e308 overflow to infinity and the stream would never score again. A
+#: univariate reading beyond it is refused like NaN; in a system's row it is a missing value.
+MAX_MAGNITUDE = 1e15
+
+
+class Refusal(StrEnum):
+    """Why a reading is not taken in (the value is said by `models score`'s summary)."""
+
+    TIME_UNREADABLE = "with a timestamp that is not a time"
+    EARLIER = "earlier than a row before them"
+    NO_VALUE = "with no number (empty, unreadable, NaN or infinite)"
+    TOO_LARGE = "with a value beyond ±" + f"{MAX_MAGNITUDE:.0e}".replace("e+", "e")
+
+
+def usable(x: float) -> bool:
+    """Whether a value is a number the models take in (finite, magnitude <= `MAX_MAGNITUDE`)."""
+    return -MAX_MAGNITUDE <= x <= MAX_MAGNITUDE  # False for NaN and infinities too
+
+
+def refusal(t: float, x: float | None, last_t: float) -> Refusal | None:
+    """Why a reading `x` at `t` is refused after one at `last_t` (`None`: it is taken in).
+
+    `x=None` asks about the time only (a system's row, whose bad values are missing values).
+    Agrees with `UnivariateFeatures.accepts` and `SystemFeatures.accepts`, which are the fast
+    paths of the same checks.
+    """
+    if not math.isfinite(t):
+        return Refusal.TIME_UNREADABLE
+    if t < last_t:
+        return Refusal.EARLIER
+    if x is None or usable(x):
+        return None
+    return Refusal.NO_VALUE if not math.isfinite(x) else Refusal.TOO_LARGE
 
 
 def profile_slot(t: float) -> int:
@@ -64,8 +100,9 @@ class UnivariateFeatures:
     profile: array[float] | None = None  # NaN where a slot is not known yet
 
     def accepts(self, t: float, x: float) -> bool:
-        """NaN and infinite values, and readings older than the last one, are not taken in."""
-        return math.isfinite(x) and math.isfinite(t) and t >= self.last_t
+        """NaN, infinite and huge (beyond `MAX_MAGNITUDE`) values, and readings older than the
+        last one, are not taken in (`refusal` says why)."""
+        return -MAX_MAGNITUDE <= x <= MAX_MAGNITUDE and math.isfinite(t) and t >= self.last_t
 
     def step(self, t: float, x: float) -> tuple[list[float], float]:
         """The feature row and target for `x` at `t` (from the state before it), then take it in.
@@ -137,8 +174,9 @@ class SystemFeatures:
 
     Each row: every column's causal mean over the last `SMOOTH_ROWS` rows; the columns listed in
     `rate_columns` (temperatures, which drift as a loop warms up in normal operation) enter as the
-    change of that mean over the last `RATE_ROWS` rows instead of its level. A missing (NaN) value
-    is carried from the column's last known one; a column never seen stays NaN.
+    change of that mean over the last `RATE_ROWS` rows instead of its level. A missing value (NaN,
+    infinite, or beyond `MAX_MAGNITUDE`) is carried from the column's last known one; a column
+    never seen stays NaN.
     """
 
     columns: int
@@ -158,7 +196,7 @@ class SystemFeatures:
             last = [math.nan] * self.columns
             self.recent = deque(maxlen=SMOOTH_ROWS)
             self.smoothed = deque(maxlen=RATE_ROWS + 1)
-        filled = [v if math.isfinite(v) else last[i] for i, v in enumerate(row)]
+        filled = [v if -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE else last[i] for i, v in enumerate(row)]
         self.last = filled
         self.last_t = t
         recent = self.recent

@@ -34,8 +34,9 @@ Configuration (the `[anomaly]` section):
   is written there every `save_every_s` (default an hour) and when the service stops, and read
   back when it starts (`models.state_file`), so a restart does not send every stream back to
   its warm-up. A file that cannot be used is said (`state_note`) and the streams start afresh.
-  A water system's calibration stretch still being taken is kept at the same times, in its own
-  file (`models.water_service`).
+  A water system's calibration stretch still being taken (or a fit that could not be written
+  when it was made) is kept at the same times, in its own file (`models.water_service`); a
+  recalibration asked by `models recalibrate` is done then instead.
 
 A failure while scoring (a bug, never expected) is logged with its traceback, `problem` says so,
 and the hub runs on with its rules only: the anomaly models never take the hub down.

@@ -14,7 +14,8 @@ The operating point is the largest T² seen during calibration times `margin`; a
 so the operating threshold 0.5 means "further out than anything in the calibration stretch".
 
 A column missing from more than a tenth of the calibration stretch (a loop without vibration
-sensors) is left out; a value missing later is carried from the column's last one.
+sensors) is left out; a value missing later (NaN, infinite, or beyond `features.MAX_MAGNITUDE`)
+is carried from the column's last one. A row older than the one before it is refused (`None`).
 """
 
 from __future__ import annotations
@@ -229,13 +230,20 @@ class WaterDetector:
         return SystemState(features, max(rows, 2), calibrate_s)
 
     def score_table(self, ts: Floats, values: Floats, calibrate_rows: int | None) -> Floats:
+        """Scores of a whole table (0 for a row refused by `score_rows`)."""
+        out = self.score_table_rows(ts, values, calibrate_rows)
+        return np.asarray([0.0 if s is None else s for s in out], dtype=np.float64)
+
+    def score_table_rows(
+        self, ts: Floats, values: Floats, calibrate_rows: int | None
+    ) -> list[float | None]:
+        """`score_rows` of a whole table with a fresh state (`None`: the row was refused)."""
         if values.shape[1] != self.columns:
             raise ValueError(
                 f"model water_system takes {self.columns} columns, got {values.shape[1]}"
             )
         state = self.new_state(calibrate_rows)
-        out = self.score_rows(state, ts.tolist(), values.tolist())
-        return np.asarray([0.0 if s is None else s for s in out], dtype=np.float64)
+        return self.score_rows(state, ts.tolist(), values.tolist())
 
     def score_rows(
         self, state: SystemState, ts: list[float], rows: list[list[float]]

@@ -20,8 +20,15 @@ there too whenever `keep_progress` is called (the service: with the streams' sta
 at stop), so a restart resumes it instead of starting the day again. Either is used again only
 when it was taken by the same model file (sha256) on the same column mapping; otherwise, or when
 it is unreadable, the hub says why (`WaterRows.calibration_note`, logged at WARNING) and
-calibrates afresh. `homeguard-hub models recalibrate` removes it (after a pump or sensor is
-replaced).
+calibrates afresh. A fit that could not be written (a full disk) is written at the next
+`keep_progress`, so the file never goes on holding the stretch it was fitted on.
+
+**Recalibration** (after a pump or sensor is replaced): `homeguard-hub models recalibrate` writes
+a marker beside the file (`hub.config.recalibrate_marker`) and removes the file. The hub
+never writes the marker and the command never writes the calibration, so neither can undo the
+other: whenever the hub would write the file (a fit, hourly, at stop) and finds the marker, it
+writes nothing, forgets its calibration or stretch, removes the marker and calibrates afresh on
+the rows that follow; at start, a marker means the same (any file beside it is removed).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import Any
 
 from hub.atomic_file import read_json_object, write_json
 from hub.clock import duration
+from hub.config import recalibrate_marker
 from hub.events import Reading
 from hub.measurements import Measurement
 from models.water import COLUMNS, Calibration, Stretch, WaterDetector
@@ -82,7 +90,11 @@ class WaterRows:
         #: Why a kept calibration was not used, or could not be kept (None: nothing to say).
         self.calibration_note: str | None = None
         self.restored = False
-        self._restore()
+        #: Whether the calibration file holds the fitted calibration (False before the fit).
+        self._kept = False
+        self._calibrated_at = 0.0
+        if not self._recalibration_asked():
+            self._restore()
 
     @property
     def calibrated(self) -> bool:
@@ -120,7 +132,8 @@ class WaterRows:
         scores = self.detector.score_rows(self._state, times, rows)
         if not was_calibrated and self.calibrated:
             self.restored = False  # fitted now (if on a stretch resumed from an earlier run)
-            self._keep(times[-1])
+            self._calibrated_at = times[-1]
+            self._keep()
         return [(t, s) for t, s in zip(times, scores, strict=True) if s is not None]
 
     def _identity(self) -> dict[str, Any]:
@@ -164,6 +177,8 @@ class WaterRows:
             return
         self.restored = True
         if self.calibrated:
+            self._kept = True
+            self._calibrated_at = float(data.get("calibrated_at", 0.0))
             _log.info(
                 "water system: calibration of %s restored from %s", data.get("calibrated_at"), path
             )
@@ -176,24 +191,56 @@ class WaterRows:
                 duration(stretch.seconds),
             )
 
-    def _keep(self, at: float) -> None:
+    def _keep(self) -> None:
         calibration = self._state.calibration
         if calibration is not None and self._write(
-            {"calibrated_at": at, "calibration": calibration.to_json()}
+            {"calibrated_at": self._calibrated_at, "calibration": calibration.to_json()}
         ):
+            self._kept = True
             _log.info("water system: calibrated; kept in %s", self.config.calibration_file)
 
     def keep_progress(self) -> None:
-        """Keep the calibration stretch taken so far (nothing to do once calibrated: the
-        calibration was kept when it was fitted)."""
+        """Keep the calibration stretch taken so far, or the calibration if its fit could not be
+        written then (the service: hourly and at stop); a recalibration asked meanwhile is done
+        instead."""
+        if self._recalibration_asked():
+            return
         stretch = self._state.stretch
-        if self._state.calibration is None and stretch.seen:
+        if self._state.calibration is not None:
+            if not self._kept:
+                self._keep()
+        elif stretch.seen:
             self._write({"stretch": stretch.to_json()})
 
-    def _write(self, content: dict[str, Any]) -> bool:
-        """Whether `content` is now kept in the calibration file."""
+    def _recalibration_asked(self) -> bool:
+        """Whether `models recalibrate` left its marker; if so, start afresh: forget the
+        calibration or stretch, remove the file and the marker (the caller writes nothing)."""
         path = self.config.calibration_file
         if path is None:
+            return False
+        marker = recalibrate_marker(path)
+        if not marker.exists():
+            return False
+        self._state = self.detector.new_state(self.config.calibrate_rows, self.config.calibrate_s)
+        self.restored = self._kept = False
+        try:
+            path.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
+        except OSError as err:  # said; the marker is seen again at the next write
+            self._note(f"recalibrating as `models recalibrate` asked, but {err}")
+        else:
+            self.calibration_note = (
+                "recalibrating as `homeguard-hub models recalibrate` asked: the calibration "
+                "was forgotten and the stretch starts afresh"
+            )
+            _log.info("water system: %s", self.calibration_note)
+        return True
+
+    def _write(self, content: dict[str, Any]) -> bool:
+        """Whether `content` is now kept in the calibration file (never when a recalibration
+        was asked: the hub then starts afresh instead)."""
+        path = self.config.calibration_file
+        if path is None or self._recalibration_asked():
             return False
         try:
             write_json(path, {**self._identity(), **content})
