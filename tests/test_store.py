@@ -16,6 +16,7 @@ from hub.incident_service import IncidentService
 from hub.store import DbWorker, open_database
 from hub.store import incidents as repo
 from hub.store.db import DB_NAME, MIGRATIONS
+from tests.task_support import background
 
 
 def _report(at: float, sensor: str = "kitchen-leak", **kw: object) -> IncidentReport:
@@ -159,23 +160,18 @@ async def test_a_database_locked_by_another_process_delays_the_incident_but_neve
     async with DbWorker(tmp_path) as db:
         await db.run(_short_busy_timeout)
         other = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")  # e.g. someone's sqlite3 shell, mid-write
         service = IncidentService(bus=bus, db=db, hub_id="hub-1")
-        task = asyncio.create_task(service.run())
-        try:
-            bus.publish(_report(1.0))
-            await asyncio.wait_for(service.stalled.wait(), 10)
-            assert service.last_error is not None
-            assert "StoreError" in service.last_error
-            assert "locked" in service.last_error
-            assert not task.done()  # the daemon's task group would have ended with it
-            other.execute("ROLLBACK")
-            await asyncio.wait_for(changes.wait(), 60)
-            (changed,) = changes.drain()
-            assert changed.incident.revision == 1
-        finally:
-            other.close()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        with contextlib.closing(other):
+            other.execute("BEGIN IMMEDIATE")  # e.g. someone's sqlite3 shell, mid-write
+            async with background(service.run()) as task:
+                bus.publish(_report(1.0))
+                await asyncio.wait_for(service.stalled.wait(), 10)
+                assert service.last_error is not None
+                assert "StoreError" in service.last_error
+                assert "locked" in service.last_error
+                assert not task.done()  # the daemon's task group would have ended with it
+                other.execute("ROLLBACK")
+                await asyncio.wait_for(changes.wait(), 60)
+                (changed,) = changes.drain()
+                assert changed.incident.revision == 1
     assert len(repo.list_incidents(open_database(tmp_path))) == 1

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
-from hub.bus import Bus
+from hub.bus import Bus, Subscription
 from hub.clock import SystemClock
 from hub.events import Command, CommandAction, IncidentReport, Reading
 from hub.incident import ActionOutcome
 from hub.measurements import Measurement
 from rules.water_leak import MAX_CLOSE_AGAIN, Place, WaterLeakProtocol
+from tests.task_support import background
 
 
 def _protocol(bus: Bus) -> WaterLeakProtocol:
@@ -31,6 +34,16 @@ def _protocol(bus: Bus) -> WaterLeakProtocol:
     )
 
 
+@contextlib.asynccontextmanager
+async def _running() -> AsyncIterator[tuple[Bus, Subscription[Any], Subscription[Any]]]:
+    """The protocol running on a fresh bus; the bus, and subscriptions to commands and reports."""
+    bus = Bus()
+    commands = bus.subscribe("commands", (Command,))
+    reports = bus.subscribe("reports", (IncidentReport,))
+    async with background(_protocol(bus).run()):
+        yield bus, commands, reports
+
+
 async def _next(sub, match):  # type: ignore[no-untyped-def]
     async with asyncio.timeout(5):
         while True:
@@ -41,12 +54,7 @@ async def _next(sub, match):  # type: ignore[no-untyped-def]
 
 
 async def test_each_leak_episode_escalates_and_no_valve_is_ever_opened() -> None:
-    bus = Bus()
-    commands = bus.subscribe("commands", (Command,))
-    reports = bus.subscribe("reports", (IncidentReport,))
-    protocol = _protocol(bus)
-    task = asyncio.create_task(protocol.run())
-    try:
+    async with _running() as (bus, commands, reports):
         for episode in range(2):
             bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0 + episode))
             first = await _next(commands, lambda c: c.action is not CommandAction.READ_STATE)
@@ -60,10 +68,6 @@ async def test_each_leak_episode_escalates_and_no_valve_is_ever_opened() -> None
             bus.publish(Reading("leak", Measurement.WATER_LEAK, False, 10.0 + episode))
         actions = {c.action for c in commands.drain()}
         assert actions <= {CommandAction.READ_STATE, CommandAction.SIREN_ON}
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def _is_close(c: Command) -> bool:
@@ -71,12 +75,7 @@ def _is_close(c: Command) -> bool:
 
 
 async def test_a_valve_reported_open_while_the_floor_is_wet_is_closed_again() -> None:
-    bus = Bus()
-    commands = bus.subscribe("commands", (Command,))
-    reports = bus.subscribe("reports", (IncidentReport,))
-    protocol = _protocol(bus)
-    task = asyncio.create_task(protocol.run())
-    try:
+    async with _running() as (bus, commands, reports):
         bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
         await _next(commands, _is_close)
         # The valve never answers: the close times out (its radio route was down)...
@@ -100,19 +99,10 @@ async def test_a_valve_reported_open_while_the_floor_is_wet_is_closed_again() ->
         commands.drain()
         bus.publish(Reading("valve", Measurement.VALVE, "open", 7.0))
         assert [c for c in commands.drain() if c.action is not CommandAction.READ_STATE] == []
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_a_valve_that_keeps_opening_is_left_to_a_person_and_the_incident_escalated() -> None:
-    bus = Bus()
-    commands = bus.subscribe("commands", (Command,))
-    reports = bus.subscribe("reports", (IncidentReport,))
-    protocol = _protocol(bus)
-    task = asyncio.create_task(protocol.run())
-    try:
+    async with _running() as (bus, commands, reports):
         bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
         await _next(commands, _is_close)
         bus.publish(Reading("valve", Measurement.VALVE, "closed", 1.5))
@@ -130,7 +120,3 @@ async def test_a_valve_that_keeps_opening_is_left_to_a_person_and_the_incident_e
         assert "keeps opening" in given_up.title
         bus.publish(Reading("valve", Measurement.VALVE, "open", 11.0))  # said once, not again
         assert reports.drain() == []
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
