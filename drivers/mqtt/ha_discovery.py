@@ -15,8 +15,11 @@ holds, ends in a hash of the name. A `[[devices]]` entry with `adapter = "home_a
 changed entity is announced once with `DeviceDiscovered`.
 
 Subscriptions: state topics are learned while connected, so the constructor takes `subscribe`,
-called once for each topic the adapter starts to read; `filters()` lists the discovery filters and
-every learned topic, so a reconnect subscribes them all again. A topic no entity reads any more is
+called once for each topic the adapter starts to read; when it raises `BadInputError` (a topic the
+link cannot subscribe) that entity is refused and the others are read. `filters()` lists the
+discovery filters and every learned topic, so a reconnect subscribes them all again. A state or
+availability topic that is itself a discovery topic is refused, and discovery topics are decoded as
+configs first: no config can take over another's. A topic no entity reads any more is
 not unsubscribed (the hub has no unsubscribe path); `owns` stops claiming it, and the next
 connection leaves it out. At most `max_entities` entities are learned; configs past that are
 refused as TOO_LARGE. A config that is refused leaves the entity it updates as it was.
@@ -135,22 +138,21 @@ class HomeAssistantAdapter:
     # -- decoding -------------------------------------------------------------------------------
 
     def decode(self, topic: str, payload: bytes, at: float) -> None:
-        if topic in self._state or topic in self._avail:
-            if len(payload) > self._max:
-                raise BadInputError(
-                    BadInputReason.TOO_LARGE,
-                    f"{len(payload)} bytes is over the {self._max}-byte limit",
-                )
-            message = Message(payload)
-            self._availability(topic, message, at)
-            self._states(topic, message, at)
-            return
         found = self._discovery(topic)
-        if found is None:
+        if found is not None:  # first: no learned topic can stand in for a discovery topic
+            self._config(topic, *found, payload, at)
+            return
+        if topic not in self._state and topic not in self._avail:
             raise BadInputError(
                 BadInputReason.UNKNOWN_DEVICE, f"{topic!r:.120} is no discovery or learned topic"
             )
-        self._config(topic, *found, payload, at)
+        if len(payload) > self._max:
+            raise BadInputError(
+                BadInputReason.TOO_LARGE, f"{len(payload)} bytes is over the {self._max}-byte limit"
+            )
+        message = Message(payload)
+        self._availability(topic, message, at)
+        self._states(topic, message, at)
 
     def _discovery(self, topic: str) -> tuple[str, str | None, str] | None:
         if not topic.startswith(self._prefix) or not topic.endswith("/config"):
@@ -175,7 +177,7 @@ class HomeAssistantAdapter:
         config = expand(parse_object(payload, self._max))
         fallback = f"{node}/{obj}" if node else obj
         if component != "device":
-            spec = entity_spec(component, fallback, config)
+            spec = self._spec(component, fallback, config)
             if spec is None or self._is_claimed(spec):
                 self.ignored += 1
                 spec = None
@@ -202,7 +204,7 @@ class HomeAssistantAdapter:
                     raise BadInputError(BadInputReason.WRONG_TYPE, f"component {sub!r:.40}")
                 merged = {**shared, "device": config.get("device"), **expand(raw)}
                 platform = merged.get("platform")
-                spec = entity_spec(str(platform), f"{fallback}/{sub}", merged)
+                spec = self._spec(str(platform), f"{fallback}/{sub}", merged)
             except BadInputError as err:
                 self._sink.refuse(f"{fallback}/{sub}"[:120], err)
                 continue
@@ -211,6 +213,22 @@ class HomeAssistantAdapter:
             else:
                 specs[str(sub)] = spec
         return specs
+
+    def _spec(self, component: str, fallback: str, config: dict[str, Any]) -> EntitySpec | None:
+        """`entity_spec`, refusing state and availability topics that are discovery topics.
+
+        Such a topic would let one config read (and, before discovery topics took precedence in
+        `decode`, swallow) another entity's config: a device could take over its neighbour.
+        """
+        spec = entity_spec(component, fallback, config)
+        if spec is not None:
+            for topic in (spec.state_topic, *(a.topic for a in spec.availability)):
+                if self._discovery(topic) is not None:
+                    raise BadInputError(
+                        BadInputReason.BAD_TOPIC,
+                        f"{topic!r:.120} is a discovery topic, not a state or availability topic",
+                    )
+        return spec
 
     def _is_claimed(self, spec: EntitySpec) -> bool:
         return self._claimed is not None and self._claimed(spec.state_topic)
@@ -228,9 +246,7 @@ class HomeAssistantAdapter:
             if previous is not None and previous.spec == spec:
                 new[sub] = previous
                 continue
-            if previous is not None:
-                self._unlink(previous)
-            elif len(self._ids) >= self._limit:
+            if previous is None and len(self._ids) >= self._limit:
                 self._sink.refuse(
                     spec.name[:120],
                     BadInputError(
@@ -239,6 +255,15 @@ class HomeAssistantAdapter:
                     ),
                 )
                 continue
+            try:
+                self._subscribe_topics(spec)
+            except BadInputError as err:  # a topic the link cannot subscribe: this entity only
+                self._sink.refuse(spec.name[:120], err)
+                if previous is not None:
+                    new[sub] = previous  # a refused config leaves the entity as it was
+                continue
+            if previous is not None:
+                self._unlink(previous)
             entity = _Entity((topic, sub), self._id_for(spec.name, (topic, sub)), spec)
             self._link(entity)
             new[sub] = entity
@@ -270,25 +295,29 @@ class HomeAssistantAdapter:
                 return candidate
         return _hashed(slug, f"{key!r}{len(self._ids)}")  # only a sha1 collision gets here
 
-    def _tables(self, entity: _Entity) -> list[tuple[dict[str, list[_Entity]], str]]:
+    def _tables(self, spec: EntitySpec) -> list[tuple[dict[str, list[_Entity]], str]]:
         """Where an entity is read from: its state topic, its availability topics."""
-        pairs = [(self._state, entity.spec.state_topic)]
-        pairs += [(self._avail, a.topic) for a in entity.spec.availability]
+        pairs = [(self._state, spec.state_topic)]
+        pairs += [(self._avail, a.topic) for a in spec.availability]
         return pairs
+
+    def _subscribe_topics(self, spec: EntitySpec) -> None:
+        """Subscribe what the entity reads and is not subscribed yet (`subscribe` may refuse)."""
+        for _, topic in self._tables(spec):
+            if topic not in self._subscribed:
+                self._subscribe(topic)
+                self._subscribed.add(topic)
 
     def _link(self, entity: _Entity) -> None:
         self._ids[entity.id] = entity.key
-        for table, topic in self._tables(entity):
-            if topic not in self._subscribed:
-                self._subscribed.add(topic)
-                self._subscribe(topic)
+        for table, topic in self._tables(entity.spec):
             readers = table.setdefault(topic, [])
             if entity not in readers:  # two availability entries may name one topic
                 readers.append(entity)
 
     def _unlink(self, entity: _Entity) -> None:
         self._ids.pop(entity.id, None)
-        for table, topic in self._tables(entity):
+        for table, topic in self._tables(entity.spec):
             readers = table.get(topic, [])
             if entity in readers:
                 readers.remove(entity)

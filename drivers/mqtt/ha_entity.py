@@ -8,7 +8,8 @@ expands the abbreviations (`stat_t`, `val_tpl`, `dev_cla`, `uniq_id`, `avty_t`, 
 Components read: `binary_sensor` and `sensor`. A config without a device class, with a device class
 the hub has no measurement for, or of another component (`switch`, `light`, `button`...) is
 *ignored*: it returns `None` and the adapter counts it. A config the hub should use but cannot —
-unknown unit, unusable template, bad topic — raises `BadInputError`.
+unknown unit, unusable template, bad topic — raises `BadInputError`. A state or availability topic
+must be one MQTT allows (`topic_check`): a subscription Mosquitto refuses drops the hub's link.
 
 Choices (see `_BINARY`, `_SENSOR`, `_UNITS`):
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.mqtt.ha_template import Template, parse_template
+from drivers.mqtt.topic_check import check_name
 from hub.errors import BadInputError, BadInputReason
 from hub.measurements import Measurement
 
@@ -291,8 +293,9 @@ def _topic(raw: object, base: str | None, key: str) -> str:
             topic = base + topic[1:]
         elif topic.endswith("~"):
             topic = topic[:-1] + base
-    if len(topic) > MAX_TOPIC_CHARS or any(c in topic for c in "+#\x00"):
-        raise BadInputError(BadInputReason.BAD_TOPIC, f"{key} {topic!r:.80} cannot be subscribed")
+    if len(topic) > MAX_TOPIC_CHARS:
+        raise BadInputError(BadInputReason.BAD_TOPIC, f"{key} is over {MAX_TOPIC_CHARS} characters")
+    check_name(topic, key)  # Mosquitto drops a connection that subscribes what MQTT does not allow
     return topic
 
 

@@ -20,18 +20,23 @@ def _no_constants(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
-def parse_object(payload: bytes, max_bytes: int) -> dict[str, Any]:
-    """A JSON object, or `BadInputError` saying exactly why not."""
+def parse_json(payload: bytes, max_bytes: int) -> Any:
+    """Any JSON value, or `BadInputError` saying exactly why not (nesting too deep included)."""
     if len(payload) > max_bytes:
         raise BadInputError(
             BadInputReason.TOO_LARGE, f"{len(payload)} bytes is over the {max_bytes}-byte limit"
         )
     try:
-        data = _DECODER.decode(payload.decode())
+        return _DECODER.decode(payload.decode())
     except (ValueError, RecursionError) as err:
         if isinstance(err, BadInputError):
             raise
         raise BadInputError(BadInputReason.MALFORMED_JSON, f"not JSON: {err}") from None
+
+
+def parse_object(payload: bytes, max_bytes: int) -> dict[str, Any]:
+    """A JSON object, or `BadInputError` saying exactly why not."""
+    data = parse_json(payload, max_bytes)
     if not isinstance(data, dict):
         raise BadInputError(
             BadInputReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(data).__name__}"

@@ -22,6 +22,7 @@ import paho.mqtt.client as paho
 
 from drivers.mqtt.adapter import Adapter, Outgoing, Sink
 from drivers.mqtt.client import Client
+from drivers.mqtt.topic_check import check_filter
 from hub import topics
 from hub.backoff import Backoff
 from hub.bus import Bus, Overflow, Subscription
@@ -210,22 +211,43 @@ class MqttService:
         # discovery config arrives with the first SUBACK) goes out through `subscribe_later`.
         self._subscriber = client
         try:
-            filters = [f for a in self._adapters for f in a.filters()]
-            async with asyncio.timeout(_IO_TIMEOUT_S):
-                await client.subscribe([(f, 1) for f in filters])
+            filters = self._filters()
+            if filters:
+                async with asyncio.timeout(_IO_TIMEOUT_S):
+                    await client.subscribe([(f, 1) for f in filters])
             self._live = client
             await self._connected_session(client, backoff)
         finally:
             self._live = None
             self._subscriber = None
 
+    def _filters(self) -> list[str]:
+        """Every adapter's filters, less those MQTT does not allow (refused and counted).
+
+        Mosquitto answers a SUBSCRIBE with such a filter by dropping the connection, and paho
+        raises on one that is not UTF-8: one bad filter would keep every device unheard.
+        """
+        filters = []
+        for adapter in self._adapters:
+            for topic_filter in adapter.filters():
+                try:
+                    check_filter(topic_filter)
+                except BadInputError as err:
+                    self._sink.refuse(f"{adapter.name} {topic_filter!r:.120}", err)
+                    continue
+                filters.append(topic_filter)
+        return filters
+
     def subscribe_later(self, topic_filter: str) -> None:
         """Subscribe to one more filter on the live connection, without waiting for the broker.
 
         For adapters that learn topics from what they receive (Home Assistant discovery); called
         from their `decode`. Without a connection it does nothing: the adapter's `filters()` lists
-        the topic, and the next connection subscribes it with the rest.
+        the topic, and the next connection subscribes it with the rest. A filter MQTT does not
+        allow raises `BadInputError` (BAD_TOPIC), connected or not, and is never sent: the
+        adapter refuses what named it, and the link stays up.
         """
+        check_filter(topic_filter)
         client = self._subscriber
         if client is None:
             return

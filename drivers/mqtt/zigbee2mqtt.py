@@ -4,24 +4,41 @@ Devices named in the configuration keep their ids; every other device in `bridge
 as `z2m-<friendly-name-slug>`, so a new leak sensor paired in Zigbee2MQTT protects the home without
 editing the hub's file. Actuator roles (valve, siren) come only from the configuration: the hub never
 guesses which switch shuts off the water.
+
+Until the first `bridge/devices` arrives, a device is learned from its state topic. Each list then
+replaces what was learned: a device no longer in it is forgotten (configured ones stay). At most
+`max_devices` devices are learned; past that they are refused as TOO_LARGE.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from drivers.mqtt import z2m_topics
 from drivers.mqtt.adapter import Outgoing, Sink
-from drivers.mqtt.payload import measurement_value, parse_availability, parse_object
+from drivers.mqtt.payload import (
+    finite,
+    measurement_value,
+    parse_availability,
+    parse_json,
+    parse_object,
+)
 from hub.config import DeviceConfig
 from hub.errors import BadInputError, BadInputReason
 from hub.events import Availability, Command, CommandAction, DeviceDiscovered, Reading
 from hub.measurements import Measurement, ValveState
 
+log = logging.getLogger(__name__)
+
 BRIDGE_DEVICE_ID = "zigbee2mqtt-bridge"
+#: Learned (not configured) devices at most, as Home Assistant discovery's entities.
+MAX_DEVICES = 2000
+#: The subject every refusal past the limit is counted under (one cause, logged once).
+_LIMIT_SUBJECT = "zigbee2mqtt learned devices"
 
 #: Zigbee2MQTT state keys → our measurements. Keys not listed are ignored (Zigbee2MQTT sends many).
 _KEYS: dict[str, Measurement] = {
@@ -76,11 +93,14 @@ class Zigbee2MqttAdapter:
         sink: Sink,
         max_payload_bytes: int,
         base_topic: str = "zigbee2mqtt",
+        *,
+        max_devices: int = MAX_DEVICES,
     ) -> None:
         self._base = base_topic.rstrip("/")
         self._prefix = self._base + "/"
         self._sink = sink
         self._max = max_payload_bytes
+        self._limit = max_devices
         self._by_name: dict[str, _Device] = {}
         self._by_id: dict[str, _Device] = {}
         for d in devices:
@@ -92,6 +112,17 @@ class Zigbee2MqttAdapter:
     def _add(self, device: _Device) -> None:
         self._by_name[device.name] = device
         self._by_id[device.id] = device
+
+    def _forget(self, device: _Device) -> None:
+        del self._by_name[device.name]
+        if self._by_id.get(device.id) is device:
+            del self._by_id[device.id]
+
+    def _learned(self) -> int:
+        return len(self._by_name) - len(self._configured)
+
+    def _refuse_past_limit(self, detail: str) -> None:
+        self._sink.refuse(_LIMIT_SUBJECT, BadInputError(BadInputReason.TOO_LARGE, detail))
 
     def filters(self) -> tuple[str, ...]:
         return (z2m_topics.z2m_all(self._base),)
@@ -114,11 +145,15 @@ class Zigbee2MqttAdapter:
             return  # commands, not state
         if leaf == "availability" and name:
             device = self._known(name)
-            self._sink.emit(Availability(device.id, parse_availability(payload), at))
+            if device is not None:
+                self._sink.emit(Availability(device.id, parse_availability(payload), at))
             return
-        self._state(self._known(rest), payload, at)
+        device = self._known(rest)
+        if device is not None:
+            self._state(device, payload, at)
 
-    def _known(self, name: str) -> _Device:
+    def _known(self, name: str) -> _Device | None:
+        """The device of a friendly name; `None` when it is refused past the limit (counted)."""
         device = self._by_name.get(name)
         if device is not None:
             return device
@@ -128,6 +163,9 @@ class Zigbee2MqttAdapter:
                 f"{name!r:.80} is neither configured nor in Zigbee2MQTT's device list",
             )
         # The bridge list has not arrived yet: learn the device now rather than drop its state.
+        if self._learned() >= self._limit:
+            self._refuse_past_limit(f"already {self._limit} learned: {name!r:.60} not read")
+            return None
         device = _Device(device_id_for(name), name, None)
         self._add(device)
         self._announce(device, 0.0)
@@ -155,20 +193,23 @@ class Zigbee2MqttAdapter:
             self._learn(payload, at)
 
     def _learn(self, payload: bytes, at: float) -> None:
-        if len(payload) > self._max * 64:  # the list is large by nature; bound it all the same
-            raise BadInputError(BadInputReason.TOO_LARGE, f"bridge/devices is {len(payload)} bytes")
-        try:
-            entries = json.loads(payload)
-        except ValueError as err:
-            raise BadInputError(BadInputReason.MALFORMED_JSON, f"bridge/devices: {err}") from None
+        """Learn the devices in the list, and forget the learned ones it no longer has."""
+        entries = parse_json(payload, self._max * 64)  # large by nature; bounded all the same
         if not isinstance(entries, list):
             raise BadInputError(BadInputReason.WRONG_TYPE, "bridge/devices is not a list")
+        listed: set[str] = set()  # the learned (not configured) names in this list
+        over = 0
         for entry in entries:
             if not isinstance(entry, dict) or entry.get("type") == "Coordinator":
                 continue
             name = entry.get("friendly_name")
             if not isinstance(name, str) or not name:
                 continue
+            if name not in self._configured:
+                if name not in listed and len(listed) >= self._limit:
+                    over += 1
+                    continue
+                listed.add(name)
             definition = (
                 entry.get("definition") if isinstance(entry.get("definition"), dict) else {}
             )
@@ -185,7 +226,16 @@ class Zigbee2MqttAdapter:
                 changed = True
             if changed:
                 self._announce(device, at)
+        gone = [
+            d for n, d in self._by_name.items() if n not in self._configured and n not in listed
+        ]
+        for device in gone:
+            self._forget(device)
+        if gone:
+            log.info("zigbee2mqtt: %d devices no longer in bridge/devices, forgotten", len(gone))
         self._bridge_list_seen = True
+        if over:
+            self._refuse_past_limit(f"{over} devices in bridge/devices past {self._limit} not read")
 
     def _announce(self, device: _Device, at: float) -> None:
         self._sink.emit(
@@ -221,7 +271,7 @@ def _scale(device: _Device, key: str, raw: Any, data: dict[str, Any]) -> Any:
         and is_number
         and (device.voltage_in_mv or ("battery" in data and raw > 100))
     ):
-        return raw / 1000.0
+        return finite(Measurement.VOLTAGE, raw) / 1000.0  # a 400-digit int: OUT_OF_RANGE
     return raw
 
 
