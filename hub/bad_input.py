@@ -17,6 +17,7 @@ class BadInputLog:
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, BadInputReason]] = Counter()
         self._logged: set[tuple[str, BadInputReason, str]] = set()
+        self._full = False
 
     def report(self, source: str, subject: str, err: BadInputError) -> None:
         """Count a refusal; the first one of each (source, reason, subject) is a WARNING."""
@@ -25,8 +26,17 @@ class BadInputLog:
         if cause in self._logged:
             _log.debug("bad input again from %s %s: %s", source, subject, err)
             return
-        if len(self._logged) < _MAX_CAUSES:
-            self._logged.add(cause)
+        if len(self._logged) >= _MAX_CAUSES:  # a flood of distinct causes: counted, not logged
+            if not self._full:
+                self._full = True
+                _log.warning(
+                    "refused input from %d distinct causes: further new ones are counted and "
+                    "logged at DEBUG only (see `status`, bad_input)",
+                    _MAX_CAUSES,
+                )
+            _log.debug("bad input from %s %s: %s", source, subject, err)
+            return
+        self._logged.add(cause)
         _log.warning(
             "refused input from %s %s: %s (counted; repeats of this are not logged)",
             source,

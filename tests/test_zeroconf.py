@@ -315,5 +315,7 @@ async def test_with_no_broker_anywhere_the_hub_keeps_trying_this_machine(
 
 
 def test_tls_needs_an_explicit_host(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
     with pytest.raises(ValidationError, match=r"\[mqtt.tls\] needs an explicit `host`"):
-        MqttSection(tls=TlsSection(ca_file=tmp_path / "ca.pem"))
+        MqttSection(tls=TlsSection(ca_file=ca))
