@@ -12,8 +12,12 @@ from typing import Any
 
 import aiomqtt
 
+from drivers.mqtt.adapter import Adapter, Sink
+from drivers.mqtt.service import MqttService
 from hub import daemon, topics
-from hub.config import Config, parse_config
+from hub.bus import Bus
+from hub.config import Config, MqttSection, parse_config
+from hub.incident import Incident
 from tests.broker import Broker
 
 Match = Callable[[str, bytes], bool]
@@ -157,3 +161,35 @@ async def play_valve(peer: Peer, name: str = VALVE, *, stuck: bool = False) -> N
         if topic.endswith("/set") and not stuck:
             state = json.loads(payload).get("state", state)
         await peer.publish(z2m(name), {"state": state, "linkquality": 100})
+
+
+class FixedClock:
+    """A clock standing still at `at` (readings are stamped with it)."""
+
+    def __init__(self, at: float = 1000.0) -> None:
+        self.at = at
+
+    def now(self) -> float:
+        return self.at
+
+    def monotonic(self) -> float:
+        return 0.0
+
+
+async def _no_incidents() -> list[Incident]:
+    return []
+
+
+def mqtt_service(
+    broker: Broker, hub_id: str, adapters: list[Adapter], sink: Sink, bus: Bus
+) -> MqttService:
+    """The MQTT service alone on `broker`: a clock standing at 1000.0, no incidents to publish."""
+    return MqttService(
+        config=MqttSection(host=broker.host, port=broker.port),
+        hub_id=hub_id,
+        adapters=adapters,
+        sink=sink,
+        bus=bus,
+        clock=FixedClock(),
+        retained_snapshot=_no_incidents,
+    )

@@ -22,14 +22,13 @@ from drivers.mqtt.ha_discovery import HomeAssistantAdapter, device_id_for
 from drivers.mqtt.service import MqttService
 from hub.bad_input import BadInputLog
 from hub.bus import Bus
-from hub.config import DeviceConfig, MqttSection
+from hub.config import DeviceConfig
 from hub.errors import BadInputError, BadInputReason
 from hub.events import Availability, DeviceDiscovered, Reading
-from hub.incident import Incident
 from hub.measurements import Measurement as M
 from tests.broker import Broker
 from tests.ha_support import HA, adapter, config, discovered, feed, fixture
-from tests.helpers import Peer
+from tests.helpers import Peer, mqtt_service
 
 # -- captured configs -------------------------------------------------------------------------------
 
@@ -263,18 +262,6 @@ def test_entities_are_bounded() -> None:
 # -- through a real broker ------------------------------------------------------------------------
 
 
-class _Clock:
-    def now(self) -> float:
-        return 1000.0
-
-    def monotonic(self) -> float:
-        return 0.0
-
-
-async def _no_incidents() -> list[Incident]:
-    return []
-
-
 async def test_retained_discovery_and_state_through_a_real_broker(
     broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -290,15 +277,7 @@ async def test_retained_discovery_and_state_through_a_real_broker(
         service.subscribe_later(topic_filter)
 
     ha = HomeAssistantAdapter([], sink, 65536, subscribe, prefix=prefix)
-    service = MqttService(
-        config=MqttSection(host=broker.host, port=broker.port),
-        hub_id="hub-ha-e2e",
-        adapters=[ha],
-        sink=sink,
-        bus=bus,
-        clock=_Clock(),
-        retained_snapshot=_no_incidents,
-    )
+    service = mqtt_service(broker, "hub-ha-e2e", [ha], sink, bus)
     service.subscribe_later("not/connected/yet")  # no connection: nothing, and no error
     async with Peer(broker, []) as peer:
         early_config = {"dev_cla": "moisture", "stat_t": early, "uniq_id": "early-leak"}

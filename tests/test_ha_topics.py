@@ -20,15 +20,13 @@ from drivers.mqtt.ha_discovery import HomeAssistantAdapter
 from drivers.mqtt.service import BROKER_BRIDGE_ID, MqttService
 from hub.bad_input import BadInputLog
 from hub.bus import Bus
-from hub.config import MqttSection
 from hub.errors import BadInputError, BadInputReason
 from hub.events import Availability, DeviceDiscovered, Reading
-from hub.incident import Incident
 from hub.measurements import Measurement as M
 from tests.adapter_support import Sink
 from tests.broker import Broker
 from tests.ha_support import adapter
-from tests.helpers import Peer
+from tests.helpers import Peer, mqtt_service
 from tests.task_support import background
 
 LEAK = {"dev_cla": "moisture"}
@@ -123,18 +121,6 @@ def test_a_topic_the_link_refuses_refuses_that_entity_only() -> None:
 # -- through a real broker ------------------------------------------------------------------------
 
 
-class _Clock:
-    def now(self) -> float:
-        return 1000.0
-
-    def monotonic(self) -> float:
-        return 0.0
-
-
-async def _no_incidents() -> list[Incident]:
-    return []
-
-
 async def test_hostile_configs_through_a_real_broker_and_a_restart(own_broker: Broker) -> None:
     """The reviewer's case: retained configs naming unsubscribable topics, and a broker restart."""
     bus, bad_input = Bus(), BadInputLog()
@@ -147,15 +133,7 @@ async def test_hostile_configs_through_a_real_broker_and_a_restart(own_broker: B
         service.subscribe_later(topic_filter)
 
     ha = HomeAssistantAdapter([], sink, 65536, subscribe)
-    service = MqttService(
-        config=MqttSection(host=own_broker.host, port=own_broker.port),
-        hub_id="hub-ha-hostile",
-        adapters=[ha],
-        sink=sink,
-        bus=bus,
-        clock=_Clock(),
-        retained_snapshot=_no_incidents,
-    )
+    service = mqtt_service(own_broker, "hub-ha-hostile", [ha], sink, bus)
     good = {**LEAK, "stat_t": "home/good/state", "uniq_id": "good-leak"}
     reading = Reading("ha-good-leak", M.WATER_LEAK, True, 1000.0)
     retained = [f"homeassistant/binary_sensor/{n}/config" for n in ("good", "ctrl", "sur")]

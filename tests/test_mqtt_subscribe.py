@@ -16,27 +16,13 @@ from drivers.mqtt.adapter import BusSink, Outgoing
 from drivers.mqtt.service import MqttService
 from hub.bad_input import BadInputLog
 from hub.bus import Bus
-from hub.config import MqttSection
 from hub.errors import BadInputError, BadInputReason
 from hub.events import Command
-from hub.incident import Incident
 from tests.broker import Broker
-from tests.helpers import Peer
+from tests.helpers import Peer, mqtt_service
 from tests.task_support import background
 
 ROOT = "hgtest-subscribe"
-
-
-class _Clock:
-    def now(self) -> float:
-        return 1000.0
-
-    def monotonic(self) -> float:
-        return 0.0
-
-
-async def _no_incidents() -> list[Incident]:
-    return []
 
 
 class _Recorder:
@@ -74,15 +60,7 @@ class _Recorder:
 
 def _service(broker: Broker, adapter: _Recorder, bad_input: BadInputLog) -> MqttService:
     bus = Bus()
-    return MqttService(
-        config=MqttSection(host=broker.host, port=broker.port),
-        hub_id="hub-subscribe",
-        adapters=[adapter],
-        sink=BusSink(bus, bad_input),
-        bus=bus,
-        clock=_Clock(),
-        retained_snapshot=_no_incidents,
-    )
+    return mqtt_service(broker, "hub-subscribe", [adapter], BusSink(bus, bad_input), bus)
 
 
 @pytest.mark.parametrize(
