@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hub.cli import main
 from hub.config import WATER_CALIBRATION_FILE
 from hub.events import Reading
 from hub.measurements import Measurement
@@ -150,19 +149,3 @@ def test_a_calibration_that_cannot_be_kept_is_said_and_scoring_goes_on(tmp_path:
     assert len(scores) == ROWS + 20
     assert rows.calibration_note is not None
     assert "cannot keep the calibration" in rows.calibration_note
-
-
-def test_models_recalibrate_forgets_the_kept_calibration(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    data = tmp_path / "data"
-    config = tmp_path / "hub.toml"
-    config.write_text(f'[hub]\nid = "hub-cal"\ndata_dir = "{data}"\n')
-    path = data / WATER_CALIBRATION_FILE
-    _calibrated(path)
-    assert main(["-c", str(config), "models", "recalibrate"]) == 0
-    assert not path.exists()
-    assert "calibrates afresh" in capsys.readouterr().out
-    rows = water_rows(_config(path))  # the next start
-    assert not rows.calibrated
-    assert not rows.restored
