@@ -5,8 +5,9 @@
 Each trial: the sensor publishes `{"water_leak": true}` on `zigbee2mqtt/Leak 1`; the latency is
 until a peer subscribed to `zigbee2mqtt/Valve 1/set` receives the command (both clocks are this
 process's perf_counter). The valve peer answers `{"state":"OFF"}` at once, like a real valve. After
-`--settle-ms` the valve is reported open again and the sensor dry, because the hub acts only on a
-dry→wet transition and only commands valves not confirmed closed; then a jittered gap.
+`--settle-ms` the sensor reports dry and then the valve open again, because the hub acts only on a
+dry→wet transition, only commands valves not confirmed closed, and closes again a valve reported
+open while the sensor is still wet; then a jittered gap.
 
 Phases: idle, and loaded (a separate process publishing `--rate` native messages/s of 4 readings,
 i.e. 2,000 readings/s by default, QoS 0, on a steady schedule). The floor is a bare paho process
@@ -128,8 +129,10 @@ def run_trials(
         elif trial == -opts.warmup:
             phase.cold_ms = (received - sent) * 1e3
         time.sleep(opts.settle_ms / 1e3)  # let the hub take the valve's answer as confirmation
+        # Dry first (acknowledged by the broker, which then forwards in order): the hub closes
+        # again a valve reported open while the sensor is still wet.
+        sensor.publish(LEAK_TOPIC, DRY, qos=1).wait_for_publish(opts.timeout_s)
         valve.report_open()
-        sensor.publish(LEAK_TOPIC, DRY, qos=1)
         time.sleep((opts.gap_ms + rng.uniform(0, opts.gap_ms)) / 1e3)
     time.sleep(0.2)  # late or repeated commands still count below
     phase.commands = valve.command_count() - commands_before
