@@ -323,7 +323,7 @@ def ble_cases() -> list[Case]:
             "xiaomi",
             "54:EF:44:E0:27:BC",
             "255e6cabb39b2eddd0de992b9fee2bf2",
-            "SJWS01LM flood, MiBeacon v5 enc.",
+            "SJWS01LM flood, MiBeacon v5 enc., repeated (dedup)",
         ),
         (xiaomi, "xiaomi", "A4:C1:38:B4:94:4C", None, "LYWSD03MMC, MiBeacon v3 plain"),
     ):
