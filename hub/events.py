@@ -45,6 +45,15 @@ class DeviceDiscovered:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceForgotten:
+    """An ecosystem no longer has a device the hub learned from it (renamed or removed there)."""
+
+    device_id: str
+    adapter: str
+    at: float
+
+
 class CommandAction(enum.StrEnum):
     CLOSE_VALVE = "close_valve"
     SIREN_ON = "siren_on"
@@ -188,6 +197,7 @@ Event = (
     Reading
     | Availability
     | DeviceDiscovered
+    | DeviceForgotten
     | Command
     | CommandSent
     | IncidentReport

@@ -1,9 +1,15 @@
 """Feeds the liveness tracker from the bus, assesses it on a timer, and announces what changed.
 
 Readings and availability reach the tracker as direct bus handlers (a dict lookup and an append per
-reading: exact, and cheaper than a queue). Every `interval_s` the tracker is assessed: a device or
+reading: exact, and cheaper than a queue), timed on `Clock.monotonic()` as they arrive: wall-clock
+time is only for what is announced. Every `interval_s` the tracker is assessed: a device or
 bridge whose problems changed is announced as `HealthChanged` (the device-health rule turns that
 into incidents), and the devices' health is written for `homeguard-hub sensors`.
+
+At start-up the device-health incidents still open from the last run are taken back as problems
+of unknown shape, so the first assessment announces each subject (and resolves what recovered). A
+device its ecosystem forgets (`DeviceForgotten`) is dropped and announced healthy, which resolves
+its incident.
 """
 
 from __future__ import annotations
@@ -15,14 +21,27 @@ from collections.abc import Callable
 from hub.bus import Bus
 from hub.clock import Clock, duration
 from hub.errors import StoreError
-from hub.events import Availability, DeviceDiscovered, HealthChanged, Reading
+from hub.events import (
+    Availability,
+    DeviceDiscovered,
+    DeviceForgotten,
+    HealthChanged,
+    IncidentKey,
+    Reading,
+    scoped_key,
+)
 from hub.liveness import Assessment, DeviceProfile, DeviceStatus, Health, LivenessTracker
 from hub.store import DbWorker
+from hub.store import incidents as incidents_repo
 from hub.store import readings as repo
 
 _log = logging.getLogger(__name__)
 
 _DEVICE_PROBLEMS = {Health.SILENT: "silent", Health.OFFLINE: "offline"}
+#: The problems of a subject whose incident was open at start-up: never equal to a real assessment.
+_UNKNOWN = ("unknown",)
+#: Open incidents read back at start-up, at most (more than every device and bridge there can be).
+_OPEN_AT_RESTORE = 100_000
 
 
 class LivenessService:
@@ -44,14 +63,25 @@ class LivenessService:
         self._interval = interval_s
         self._problems: dict[tuple[str, bool], tuple[str, ...]] = {}
         self._saved: dict[str, repo.HealthRow] = {}
-        bus.handle(Reading, tracker.reading)
-        bus.handle(Availability, lambda a: tracker.availability(a.device_id, a.online, a.at))
+        bus.handle(Reading, lambda r: tracker.reading(r, clock.monotonic()))
+        bus.handle(
+            Availability,
+            lambda a: tracker.availability(a.device_id, a.online, clock.monotonic()),
+        )
         bus.handle(DeviceDiscovered, self._discovered)
+        bus.handle(DeviceForgotten, self._forgotten)
 
     def _discovered(self, event: DeviceDiscovered) -> None:
         profile = self._discovered_profile(event)
         if profile is not None:  # None: announced, but not read (a neighbour's BLE sensor)
-            self._tracker.add(event.device_id, profile, event.at)
+            self._tracker.add(event.device_id, profile, self._clock.monotonic())
+
+    def _forgotten(self, event: DeviceForgotten) -> None:
+        self._tracker.forget(event.device_id)
+        self._saved.pop(event.device_id, None)
+        if self._problems.pop((event.device_id, False), ()):
+            detail = f"{event.device_id} is no longer in {event.adapter}: not watched any more"
+            self._bus.publish(HealthChanged(event.device_id, False, (), False, detail, event.at))
 
     async def run(self) -> None:
         await self.restore()
@@ -60,21 +90,39 @@ class LivenessService:
             await self.check()
 
     async def restore(self) -> None:
-        """Take back what earlier runs learned (intervals; battery and hazard sensors)."""
+        """Take back what earlier runs learned (intervals; battery and hazard sensors), and the
+        health incidents still open (so the first assessment confirms or resolves each)."""
         try:
             memory = await self._db.run(repo.liveness_memory)
+            open_incidents = await self._db.run(
+                lambda db: incidents_repo.list_incidents(db, open_only=True, limit=_OPEN_AT_RESTORE)
+            )
         except StoreError as err:
             _log.warning("cannot read what liveness learned before (%s); learning anew", err)
             return
         for m in memory:
             self._tracker.remember(m.device_id, m.expected_interval_s, m.measurements)
+        prefixes = {
+            scoped_key(IncidentKey.DEVICE_HEALTH, ""): False,
+            scoped_key(IncidentKey.BRIDGE_HEALTH, ""): True,
+        }
+        for incident in open_incidents:
+            for prefix, bridge in prefixes.items():
+                if incident.key.startswith(prefix):
+                    self._problems.setdefault((incident.key[len(prefix) :], bridge), _UNKNOWN)
 
     async def check(self) -> Assessment:
         """Assess now; announce changes and save the devices' health (also what tests call)."""
         now = self._clock.now()
-        assessment = self._tracker.assess(now)
+        assessment = self._tracker.assess(self._clock.monotonic())
         for status in assessment.devices.values():
             self._announce(status.device_id, False, _device_problems(status), status, now)
+        for (subject, is_bridge), problems in list(self._problems.items()):
+            if not is_bridge and problems == _UNKNOWN and not self._tracker.knows(subject):
+                # open before the restart, and the device is gone (no longer configured)
+                del self._problems[(subject, is_bridge)]
+                detail = f"{subject} is no longer a known device: not watched any more"
+                self._bus.publish(HealthChanged(subject, False, (), False, detail, now))
         for bridge in self._known_bridges(assessment):
             why = assessment.bridges_down.get(bridge)
             problems = ("down",) if why is not None else ()

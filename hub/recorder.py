@@ -1,7 +1,10 @@
 """Writes readings, last values, last-seen and discovered devices to the store, in batches.
 
 Readings are telemetry: the queue is bounded and drops the oldest when the disk cannot keep up
-(counted in the bus stats). Old readings are pruned past the retention.
+(counted in the bus stats). Old readings are pruned past the retention, every hour of
+`Clock.monotonic()` (a wall-clock step must not stop it). A device's last values and last-seen are
+the newest written, not the largest stamp: after the wall clock steps back, a wet leak sensor shows
+wet. A device its ecosystem forgot (`DeviceForgotten`) leaves the device table.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 from hub.bus import Bus, Subscription
 from hub.clock import Clock
 from hub.errors import StoreError
-from hub.events import Availability, DeviceDiscovered, Reading
+from hub.events import Availability, DeviceDiscovered, DeviceForgotten, Reading
 from hub.store import DbWorker
 from hub.store import readings as repo
 
@@ -38,12 +41,16 @@ class Recorder:
         self._clock = clock
         self._interval = flush_interval_s
         self._retention = retention_s
-        self._sub: Subscription[Reading | Availability | DeviceDiscovered] = bus.subscribe(
-            "recorder", (Reading, Availability, DeviceDiscovered), maxsize=100_000
+        self._sub: Subscription[Reading | Availability | DeviceDiscovered | DeviceForgotten] = (
+            bus.subscribe(
+                "recorder",
+                (Reading, Availability, DeviceDiscovered, DeviceForgotten),
+                maxsize=100_000,
+            )
         )
         self.written = 0
         self.last_error: str | None = None
-        self._last_prune = 0.0
+        self._last_prune: float | None = None  # on `Clock.monotonic()`
 
     async def run(self) -> None:
         try:
@@ -64,7 +71,7 @@ class Recorder:
             return
         readings: list[Reading] = []
         seen: dict[str, repo.SeenUpdate] = {}
-        devices: list[repo.DeviceRow] = []
+        devices: dict[str, repo.DeviceRow | None] = {}  # None: forgotten
         for e in events:
             if isinstance(e, Reading):
                 readings.append(e)
@@ -74,21 +81,27 @@ class Recorder:
                 seen[e.device_id] = repo.SeenUpdate(
                     e.device_id, prev.last_seen if prev else None, e.online
                 )
+            elif isinstance(e, DeviceForgotten):
+                devices.pop(e.device_id, None)  # the last word about a device is the one kept
+                devices[e.device_id] = None
             else:
-                devices.append(
-                    repo.DeviceRow(
-                        e.device_id, e.adapter, e.name, None, None, e.model, "discovered"
-                    )
+                devices.pop(e.device_id, None)
+                devices[e.device_id] = repo.DeviceRow(
+                    e.device_id, e.adapter, e.name, None, None, e.model, "discovered"
                 )
         try:
-            if devices:
-                await self._db.run(repo.register_devices, devices)
+            found = [d for d in devices.values() if d is not None]
+            gone = [i for i, d in devices.items() if d is None]
+            if found:
+                await self._db.run(repo.register_devices, found)
+            if gone:
+                await self._db.run(repo.forget_discovered, gone)
             await self._db.run(repo.record, readings, list(seen.values()))
             self.written += len(readings)
-            now = self._clock.now()
-            if now - self._last_prune > _PRUNE_EVERY_S:
-                self._last_prune = now
-                pruned = await self._db.run(repo.prune, now - self._retention)
+            mono = self._clock.monotonic()
+            if self._last_prune is None or mono - self._last_prune >= _PRUNE_EVERY_S:
+                self._last_prune = mono
+                pruned = await self._db.run(repo.prune, self._clock.now() - self._retention)
                 if pruned:
                     _log.info("pruned %d readings older than the retention", pruned)
             self.last_error = None

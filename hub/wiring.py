@@ -33,6 +33,7 @@ from hub.config import (
 from hub.events import DeviceDiscovered
 from hub.liveness import DeviceProfile, LivenessTracker
 from hub.liveness_service import LivenessService
+from hub.measurements import Measurement
 from hub.store import DbWorker
 from rules.water_leak import Place, WaterLeakProtocol
 
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 #: rtl_433 says nothing about itself: it is down when all of its devices are silent.
 RTL_433_BRIDGE_ID = "rtl_433"
 _MAINS_ADAPTERS = frozenset({"shelly", "tasmota", "modbus", "dsmr", "json_lines"})
+#: What a discovered device announces that makes its silence a safety problem.
+_HAZARDS = frozenset({Measurement.WATER_LEAK.value, Measurement.SMOKE.value})
 
 
 def mqtt_adapters(config: Config, sink: Sink, subscribe: Callable[[str], None]) -> list[Adapter]:
@@ -90,7 +93,7 @@ def liveness_service(config: Config, bus: Bus, db: DbWorker, clock: Clock) -> Li
         clock=clock,
         tracker=LivenessTracker(
             {d.id: _liveness_profile(d, ble_adapter) for d in config.devices},
-            start=clock.now(),
+            start=clock.monotonic(),
             multiple=config.liveness.multiple,
             battery_low_pct=config.liveness.battery_low_pct,
             inferred_bridges=_inferred_bridges(config),
@@ -128,7 +131,9 @@ def _bridges(adapter: str, ble_adapter: str, port: str | None = None) -> tuple[s
 
 def _discovered_profile(config: Config, event: DeviceDiscovered) -> DeviceProfile | None:
     """A discovered device: a serial meter's phase (`<id>-l1`) is heard through its meter's port;
-    a BLE sensor in range that is not configured is not read at all, so not watched either."""
+    a BLE sensor in range that is not configured is not read at all, so not watched either. One
+    announced with a leak or smoke sensor (Zigbee2MQTT's exposes) is critical from the start: a
+    newly paired leak sensor that dies before its first report is still a safety problem."""
     if event.adapter in BLE_ADAPTERS:
         return None
     port = next(
@@ -138,6 +143,7 @@ def _discovered_profile(config: Config, event: DeviceDiscovered) -> DeviceProfil
     return DeviceProfile(
         bridges=_bridges(event.adapter, config.ble.adapter, port),
         mains=event.adapter in _MAINS_ADAPTERS,
+        critical=not _HAZARDS.isdisjoint(event.exposes),
     )
 
 

@@ -40,7 +40,7 @@ def _report_every(
 ) -> float:
     at = start
     for _ in range(n):
-        tracker.reading(_dry(device, at))
+        tracker.reading(_dry(device, at), at)
         at += every
     return at - every  # the last report's time
 
@@ -61,8 +61,8 @@ def test_bursts_are_one_report_and_the_median_ignores_one_odd_gap() -> None:
     tracker = LivenessTracker({"plug": DeviceProfile(mains=True)}, start=T0)
     at = T0
     for i in range(8):
-        tracker.reading(Reading("plug", Measurement.POWER, 10.0, at))
-        tracker.reading(Reading("plug", Measurement.VOLTAGE, 230.0, at + 0.2))  # same burst
+        tracker.reading(Reading("plug", Measurement.POWER, 10.0, at), at)
+        tracker.reading(Reading("plug", Measurement.VOLTAGE, 230.0, at), at + 0.2)  # same burst
         at += 300.0 if i != 4 else 2000.0
     assert tracker.expected_interval("plug") == 300.0
 
@@ -88,16 +88,16 @@ def test_before_learning_the_kind_ceiling_applies_from_start() -> None:
 
 def test_a_mains_device_that_reports_a_battery_gets_the_battery_limits() -> None:
     tracker = LivenessTracker({"valve": DeviceProfile(mains=True)}, start=T0)
-    tracker.reading(Reading("valve", Measurement.BATTERY, 80.0, T0))
+    tracker.reading(Reading("valve", Measurement.BATTERY, 80.0, T0), T0)
     assert tracker.assess(T0 + 2 * HOUR).devices["valve"].health is Health.LEARNING
 
 
 def test_battery_low_has_hysteresis_and_a_reported_flag_counts() -> None:
     tracker = LivenessTracker({"a": DeviceProfile(), "b": DeviceProfile()}, start=T0)
     for pct, low in ((40.0, False), (14.0, True), (20.0, True), (24.9, True), (25.0, False)):
-        tracker.reading(Reading("a", Measurement.BATTERY, pct, T0))
+        tracker.reading(Reading("a", Measurement.BATTERY, pct, T0), T0)
         assert tracker.assess(T0).devices["a"].battery_low is low, pct
-    tracker.reading(Reading("b", Measurement.BATTERY_LOW, True, T0))
+    tracker.reading(Reading("b", Measurement.BATTERY_LOW, True, T0), T0)
     assert tracker.assess(T0).devices["b"].battery_low
 
 
@@ -193,10 +193,13 @@ async def test_silent_leak_sensor_opens_one_incident_that_recovery_resolves(
             readings_repo.register_devices,
             [readings_repo.DeviceRow("leak", "native", "leak", "kitchen", None, None, "config")],
         )
-        tracker = LivenessTracker({"leak": DeviceProfile(), "thermo": DeviceProfile()}, start=T0)
+        tracker = LivenessTracker(
+            {"leak": DeviceProfile(), "thermo": DeviceProfile()}, start=clock.monotonic()
+        )
         hub = _Hub(bus, db, clock, tracker)
         tasks = [tg.create_task(s.run()) for s in hub.services]
         for i in range(5):
+            clock.t = T0 + i * 50 * MIN
             bus.publish(_dry("leak", T0 + i * 50 * MIN))
             bus.publish(Reading("thermo", Measurement.TEMPERATURE, 20.0, T0 + i * 50 * MIN))
         clock.t = T0 + 4 * 50 * MIN + 151 * MIN
@@ -237,9 +240,11 @@ async def test_dead_bridge_opens_one_bridge_incident_and_no_device_incidents(
     z2m = DeviceProfile(bridges=("mqtt-broker", "zigbee2mqtt"))
     devices = [f"leak{i}" for i in range(50)]
     async with DbWorker(tmp_path) as db, asyncio.TaskGroup() as tg:
-        hub = _Hub(bus, db, clock, LivenessTracker(dict.fromkeys(devices, z2m), start=T0))
+        tracker = LivenessTracker(dict.fromkeys(devices, z2m), start=clock.monotonic())
+        hub = _Hub(bus, db, clock, tracker)
         tasks = [tg.create_task(s.run()) for s in hub.services]
         for i in range(5):
+            clock.t = T0 + i * 10 * MIN
             for d in devices:
                 bus.publish(_dry(d, T0 + i * 10 * MIN))
         bus.publish(Availability("zigbee2mqtt", False, T0 + 40 * MIN))
@@ -264,13 +269,15 @@ async def test_low_battery_opens_a_low_severity_incident_for_any_device(
 ) -> None:
     bus = Bus()
     async with DbWorker(tmp_path) as db, asyncio.TaskGroup() as tg:
-        hub = _Hub(bus, db, clock, LivenessTracker({"thermo": DeviceProfile()}, start=T0))
+        tracker = LivenessTracker({"thermo": DeviceProfile()}, start=clock.monotonic())
+        hub = _Hub(bus, db, clock, tracker)
         tasks = [tg.create_task(s.run()) for s in hub.services]
         bus.publish(Reading("thermo", Measurement.BATTERY, 9.0, T0))
         await hub.liveness.check()
         [incident] = await hub.incidents(1)
         assert (incident.key, incident.severity.value) == ("device_health:thermo", "low")
         assert incident.title == "thermo has a low battery"
+        clock.t = T0 + 60
         bus.publish(Reading("thermo", Measurement.BATTERY, 100.0, T0 + 60))
         await hub.liveness.check()
         [resolved] = await hub.incidents(1)
@@ -330,16 +337,18 @@ async def test_the_service_restores_what_it_saved_in_an_earlier_run(
             bus=Bus(),
             db=db,
             clock=clock,
-            tracker=LivenessTracker({"leak": DeviceProfile()}, start=T0),
+            tracker=LivenessTracker({"leak": DeviceProfile()}, start=clock.monotonic()),
             discovered_profile=lambda _event: DeviceProfile(),
         )
         for i in range(4):
+            clock.t = T0 + i * 50 * MIN
             first._bus.publish(_dry("leak", T0 + i * 50 * MIN))
         await first.check()
         await db.run(
             readings_repo.record, [_dry("leak", T0)], [readings_repo.SeenUpdate("leak", T0, True)]
         )
-        later = T0 + 10 * HOUR
+        clock.t = T0 + 10 * HOUR  # a restart: a new monotonic clock, which the tracker's start is
+        later = clock.monotonic()
         tracker = LivenessTracker({"leak": DeviceProfile()}, start=later)
         second = LivenessService(
             bus=Bus(),

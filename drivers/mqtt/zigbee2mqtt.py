@@ -6,7 +6,8 @@ editing the hub's file. Actuator roles (valve, siren) come only from the configu
 guesses which switch shuts off the water.
 
 Until the first `bridge/devices` arrives, a device is learned from its state topic. Each list then
-replaces what was learned: a device no longer in it is forgotten (configured ones stay). At most
+replaces what was learned: a device no longer in it is forgotten (configured ones stay), and said so
+(`DeviceForgotten`: liveness stops watching it, its health incident resolves). At most
 `max_devices` devices are learned; past that they are refused as TOO_LARGE.
 """
 
@@ -29,7 +30,14 @@ from drivers.mqtt.payload import (
 )
 from hub.config import DeviceConfig
 from hub.errors import BadInputError, BadInputReason
-from hub.events import Availability, Command, CommandAction, DeviceDiscovered, Reading
+from hub.events import (
+    Availability,
+    Command,
+    CommandAction,
+    DeviceDiscovered,
+    DeviceForgotten,
+    Reading,
+)
 from hub.measurements import Measurement, ValveState
 
 log = logging.getLogger(__name__)
@@ -231,6 +239,8 @@ class Zigbee2MqttAdapter:
         ]
         for device in gone:
             self._forget(device)
+            if device.id not in self._by_id:  # not the id of a device learned under a new name
+                self._sink.emit(DeviceForgotten(device.id, self.name, at))
         if gone:
             log.info("zigbee2mqtt: %d devices no longer in bridge/devices, forgotten", len(gone))
         self._bridge_list_seen = True

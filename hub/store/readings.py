@@ -38,7 +38,10 @@ def _columns(value: float | bool | str) -> tuple[float | None, str | None]:
 
 
 def record(db: sqlite_utils.Database, readings: list[Reading], seen: list[SeenUpdate]) -> None:
-    """Append readings, refresh each device's last values and last-seen, in one transaction."""
+    """Append readings, refresh each device's last values and last-seen, in one transaction.
+
+    The newest written wins (not the largest stamp): after the wall clock steps back, a value
+    stamped before the step must not hide the ones after it."""
     rows = [(r.device_id, r.measurement.value, r.at, *_columns(r.value)) for r in readings]
     with transaction(db):
         if rows:
@@ -52,13 +55,12 @@ def record(db: sqlite_utils.Database, readings: list[Reading], seen: list[SeenUp
             db.conn.executemany(
                 "INSERT INTO device_state (device_id, measurement, at, value, text) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(device_id, measurement) DO UPDATE SET "
-                "at = excluded.at, value = excluded.value, text = excluded.text "
-                "WHERE excluded.at >= device_state.at",
+                "at = excluded.at, value = excluded.value, text = excluded.text",
                 list(latest.values()),
             )
         if seen:
             db.conn.executemany(
-                "UPDATE devices SET last_seen = max(coalesce(last_seen, 0), coalesce(?, 0)), "
+                "UPDATE devices SET last_seen = coalesce(?, last_seen), "
                 "online = coalesce(?, online) WHERE id = ?",
                 [
                     (s.last_seen, None if s.online is None else int(s.online), s.device_id)
@@ -88,6 +90,15 @@ def register_devices(db: sqlite_utils.Database, devices: list[DeviceRow]) -> Non
         )
 
 
+def forget_discovered(db: sqlite_utils.Database, device_ids: list[str]) -> None:
+    """Discovered devices their ecosystem no longer has stop showing (configured ones stay)."""
+    with transaction(db):
+        db.conn.executemany(
+            "UPDATE devices SET origin = 'removed' WHERE id = ? AND origin = 'discovered'",
+            [(i,) for i in device_ids],
+        )
+
+
 def forget_unconfigured(db: sqlite_utils.Database, configured: set[str]) -> None:
     """Configured devices removed from the file stop showing as configured."""
     with transaction(db):
@@ -105,10 +116,12 @@ class HealthRow:
 
 
 def save_health(db: sqlite_utils.Database, rows: list[HealthRow]) -> None:
-    """What liveness concluded about each device (for `homeguard-hub sensors`)."""
+    """What liveness concluded about each device (for `homeguard-hub sensors`). An interval not
+    known (yet) keeps the one saved before: it is what the next start-up remembers."""
     with transaction(db):
         db.conn.executemany(
-            "UPDATE devices SET health = ?, expected_interval_s = ?, timeout_s = ? WHERE id = ?",
+            "UPDATE devices SET health = ?, "
+            "expected_interval_s = coalesce(?, expected_interval_s), timeout_s = ? WHERE id = ?",
             [(r.health, r.expected_interval_s, r.timeout_s, r.device_id) for r in rows],
         )
 

@@ -1,0 +1,87 @@
+"""The recorder after the wall clock steps back (NTP at boot on a Pi without a real-time clock):
+pruning goes on, and the newest reading is the last value shown; a forgotten device leaves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hub.bus import Bus
+from hub.events import DeviceDiscovered, DeviceForgotten, Reading
+from hub.measurements import Measurement
+from hub.recorder import Recorder
+from hub.store import DbWorker
+from hub.store import readings as repo
+from tests.sync_support import T0
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+YEAR = 365 * DAY
+
+
+class StepClock:
+    """A wall clock that NTP may step, and a monotonic one that only moves forward."""
+
+    def __init__(self, wall: float) -> None:
+        self.wall = wall
+        self.mono = 0.0
+
+    def now(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def tick(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+def _leak(wet: bool, at: float) -> Reading:
+    return Reading("kitchen-leak", Measurement.WATER_LEAK, wet, at)
+
+
+async def test_after_a_step_back_pruning_goes_on_and_the_newest_value_shows(
+    tmp_path: Path,
+) -> None:
+    clock = StepClock(T0 + YEAR)  # booted a year ahead
+    row = repo.DeviceRow("kitchen-leak", "native", "Kitchen", None, None, None, "config")
+    async with DbWorker(tmp_path) as db:
+        await db.run(repo.register_devices, [row])
+        bus = Bus()
+        recorder = Recorder(bus=bus, db=db, clock=clock, flush_interval_s=1.0, retention_s=7 * DAY)
+        bus.publish(_leak(False, clock.now()))
+        await recorder.flush()
+        clock.wall = T0  # NTP steps back a year
+        for _ in range(10 * 24):
+            bus.publish(Reading("kitchen-leak", Measurement.TEMPERATURE, 20.0, clock.now()))
+            await recorder.flush()
+            clock.tick(HOUR)
+        bus.publish(_leak(True, clock.now()))
+        await recorder.flush()
+        old = await db.run(
+            lambda d: d.execute(
+                "SELECT count(*) FROM readings WHERE at < ?", [clock.now() - 7 * DAY - HOUR]
+            ).fetchone()[0]
+        )
+        [device] = await db.run(repo.device_table)
+    assert old == 0
+    assert device["readings"]["water_leak"]["value"] == "true"
+    assert device["last_seen"] == clock.now()
+
+
+async def test_a_forgotten_device_leaves_the_device_table(tmp_path: Path) -> None:
+    clock = StepClock(T0)
+    found = DeviceDiscovered("z2m-basement-leak", "zigbee2mqtt", "Basement Leak", None, (), T0)
+    async with DbWorker(tmp_path) as db:
+        bus = Bus()
+        recorder = Recorder(bus=bus, db=db, clock=clock, flush_interval_s=1.0, retention_s=DAY)
+        bus.publish(found)
+        await recorder.flush()
+        assert [d["id"] for d in await db.run(repo.device_table)] == ["z2m-basement-leak"]
+        bus.publish(DeviceForgotten("z2m-basement-leak", "zigbee2mqtt", T0 + 1))
+        await recorder.flush()
+        assert await db.run(repo.device_table) == []
+        assert await db.run(repo.liveness_memory) == []  # not remembered at the next start
+        bus.publish(found)  # paired again under the same name: back
+        await recorder.flush()
+        assert [d["id"] for d in await db.run(repo.device_table)] == ["z2m-basement-leak"]
