@@ -16,13 +16,20 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """`text` at `path`, in one write (which releases the GIL for its whole length; many small
-    writes from a worker thread held the event loop up for tens of milliseconds). A write that
-    fails (a full disk) removes its temporary file: the space goes back to the incidents' store."""
+    """`text` at `path` (mode 0640), in one write (which releases the GIL for its whole length;
+    many small writes from a worker thread held the event loop up for tens of milliseconds). A
+    write that fails (a full disk) removes its temporary file: the space goes back to the
+    incidents' store."""
     tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
     try:
-        with open(tmp, "wb") as f:
+        # Never through a link: the data dir belongs to the hub's user, and root runs the CLI
+        # there (a `.tmp` symlink planted by that user would make root overwrite its target).
+        # An old temporary file (a crash mid-write) is removed first; O_EXCL refuses anything
+        # that appears in its place meanwhile.
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+        with os.fdopen(fd, "wb") as f:
             f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -16,7 +17,7 @@ from hub import __version__, cli_incidents, cli_models, cli_replay
 from hub.cli_common import EXIT_CONFIG, existing_database
 from hub.cli_output import ago, emit_json, table
 from hub.clock import duration
-from hub.config import WATER_CALIBRATION_FILE, Config, config_path, load_config
+from hub.config import SECRET_KEYS, WATER_CALIBRATION_FILE, Config, config_path, load_config
 from hub.errors import ConfigError, StoreError
 from hub.logsetup import setup_logging
 from hub.store import hubstate
@@ -26,6 +27,9 @@ from hub.store.db import DB_NAME
 
 
 def main(argv: list[str] | None = None) -> int:
+    # What the hub and its commands create (the database and its WAL, kept files, markers) is
+    # never world-readable, whatever umask the shell or a non-systemd start gave.
+    os.umask(os.umask(0o027) | 0o027)
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.config if args.config is not None else config_path())
@@ -184,6 +188,18 @@ def _simulate(args: argparse.Namespace, config: Config) -> int:
 # -- configuration ----------------------------------------------------------------------------
 
 
+def _without_secrets(data: Any) -> Any:
+    """`data` with the values of secret keys (`SECRET_KEYS`) replaced by "(set)"."""
+    if isinstance(data, dict):
+        return {
+            k: "(set)" if k in SECRET_KEYS and v is not None else _without_secrets(v)
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [_without_secrets(v) for v in data]
+    return data
+
+
 def _check_config(args: argparse.Namespace, config: Config) -> int:
     source = args.config or config_path()
     if args.json:
@@ -191,7 +207,7 @@ def _check_config(args: argparse.Namespace, config: Config) -> int:
             {
                 "ok": True,
                 "file": str(source) if source else None,
-                "config": json.loads(config.model_dump_json()),
+                "config": _without_secrets(json.loads(config.model_dump_json())),
             }
         )
         return 0

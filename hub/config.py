@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import ssl
 import stat
 import tomllib
 from pathlib import Path
@@ -116,7 +117,7 @@ def _check_secret_file(path: Path | None) -> Path | None:
         raise ValueError(f"{path} is not a file")
     if mode & stat.S_IROTH:
         raise ValueError(f"{path} is readable by everyone; run: chmod o-rwx {path}")
-    return path
+    return _check_readable_file(path)
 
 
 def _check_readable_file(path: Path | None) -> Path | None:
@@ -132,9 +133,24 @@ def _check_readable_file(path: Path | None) -> Path | None:
     return path
 
 
+def _check_ca_file(path: Path | None) -> Path | None:
+    """A CA file must hold certificates TLS can use (a wrong file failed only at connect time)."""
+    if _check_readable_file(path) is None:
+        return None
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as err:
+        raise ValueError(f"{path} holds no certificate TLS can use ({err.reason})") from None
+    return path
+
+
 def _check_data_dir(path: Path) -> Path:
-    """The data dir must be a directory, or be creatable as one."""
-    existing = next(p for p in (path, *path.parents) if p.exists())
+    """The data dir must be a directory, or be creatable as one (not judged where this user may
+    not look: `check-config` run by someone other than the hub's user)."""
+    try:
+        existing = next(p for p in (path, *path.parents) if p.exists())
+    except PermissionError:
+        return path
     if not existing.is_dir():
         what = "is not a directory" if existing == path else f"cannot be made: {existing} is a file"
         raise ValueError(f"{path} {what}")
@@ -155,7 +171,8 @@ class TlsSection(Section):
     key_file: Path | None = None
 
     _key = field_validator("key_file")(_check_secret_file)
-    _files = field_validator("ca_file", "cert_file")(_check_readable_file)
+    _ca = field_validator("ca_file")(_check_ca_file)
+    _cert = field_validator("cert_file")(_check_readable_file)
 
     @model_validator(mode="after")
     def _pair(self) -> TlsSection:
@@ -224,7 +241,7 @@ class CloudSection(Section):
         raise ValueError("expected an https:// URL (plain http:// only to a loopback host)")
 
     _secret = field_validator("secret_file")(_check_secret_file)
-    _ca = field_validator("ca_file")(_check_readable_file)
+    _ca = field_validator("ca_file")(_check_ca_file)
 
 
 def _is_loopback(host: str) -> bool:
@@ -404,10 +421,18 @@ def _describe(err: ValidationError, text: str, origin: str) -> str:
         value = e.get("input")
         if isinstance(ctx_err, DeviceKeyError) and isinstance(value, dict):
             value = value.get(ctx_err.key)
-        quiet = e["type"] in {"missing", "extra_forbidden"} or isinstance(value, dict)
+        quiet = (
+            e["type"] in {"missing", "extra_forbidden"}
+            or isinstance(value, dict)
+            or loc[-1] in SECRET_KEYS  # a key with one typo must not reach the journal
+        )
         got = "" if quiet else f" (got {value!r})"
         lines.append(f"{where}: {key}: {message}{got}")
     return "\n".join(lines)
+
+
+#: Keys whose values are secrets: never echoed in an error nor shown by `check-config --json`.
+SECRET_KEYS = frozenset({"bind_key"})
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

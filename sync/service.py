@@ -77,15 +77,19 @@ class SyncService:
         except SecretError as err:
             self.link.disabled(err)
             return
-        client = DispatchClient(
-            base_url=cloud.url,
-            hub_id=self._config.hub.id,
-            secret=secret,
-            clock=self._clock,
-            ca_file=cloud.ca_file,
-            timeout_s=self._timeout,
-            transport=self._transport,
-        )
+        try:
+            client = DispatchClient(
+                base_url=cloud.url,
+                hub_id=self._config.hub.id,
+                secret=secret,
+                clock=self._clock,
+                ca_file=cloud.ca_file,
+                timeout_s=self._timeout,
+                transport=self._transport,
+            )
+        except OSError as err:  # a CA file TLS cannot use (ssl.SSLError), or unreadable now
+            self.link.disabled(SecretError(f"cannot use the CA file {cloud.ca_file}: {err}"))
+            return
         common: dict[str, Any] = {"db": self._db, "clock": self._clock, "sleep": self._sleep}
         self.drainer = Drainer(client=client, link=self.link, wake=self._wake, **common)
         self.updates = UpdatesPoller(

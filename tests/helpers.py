@@ -176,7 +176,7 @@ class FixedClock:
         return 0.0
 
 
-async def _no_incidents() -> list[Incident]:
+async def no_incidents() -> list[Incident]:
     return []
 
 
@@ -191,5 +191,5 @@ def mqtt_service(
         sink=sink,
         bus=bus,
         clock=FixedClock(),
-        retained_snapshot=_no_incidents,
+        retained_snapshot=no_incidents,
     )

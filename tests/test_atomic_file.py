@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,22 @@ def test_a_write_replaces_the_file_whole(tmp_path: Path) -> None:
     write_json(path, {"b": 3})
     assert read_json_object(path) == {"b": 3}
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_a_temporary_name_planted_as_a_link_is_never_written_through(tmp_path: Path) -> None:
+    """The data dir is the hub user's; root runs the CLI there. A `.tmp` link to a file of root's
+    must not make root overwrite it."""
+    victim = tmp_path / "victim"
+    victim.write_text("root-only content")
+    path = tmp_path / "water_system.calibration.json.recalibrate"
+    path.with_name(path.name + ".tmp").symlink_to(victim)
+    write_json(path, {"requested_at": 1.0})
+    assert victim.read_text() == "root-only content"
+    assert read_json_object(path) == {"requested_at": 1.0}
+    assert oct(path.stat().st_mode & 0o777) == oct(0o640 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

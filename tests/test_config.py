@@ -10,6 +10,7 @@ import pytest
 from hub.cli import EXIT_CONFIG, main
 from hub.config import Config, load_config
 from hub.errors import ConfigError
+from tests.broker import make_certificates
 
 
 def _write(tmp_path: Path, text: str, name: str = "hub.toml") -> Path:
@@ -334,8 +335,54 @@ def test_files_and_the_data_dir_are_checked_when_the_config_is(tmp_path: Path) -
     for i, (text, expected) in enumerate(cases.items()):
         message = _error(_write(tmp_path, text, f"bad{i}.toml"))
         assert f"bad{i}.toml{expected}" in message, message
-    ca = _write(tmp_path, "-----BEGIN CERTIFICATE-----\n", "ca.pem")
+    make_certificates(tmp_path)  # a real CA: the file must hold a certificate TLS can use
+    ca = tmp_path / "ca.pem"
     ok = _write(tmp_path, f'[mqtt]\nhost = "broker.lan"\n[mqtt.tls]\nca_file = "{ca}"\n', "ok.toml")
     tls = load_config(ok).mqtt.tls
     assert tls is not None
     assert tls.ca_file == ca
+
+
+def test_a_bind_key_with_a_typo_is_not_echoed_and_json_hides_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = '[[devices]]\nid = "flood"\nadapter = "xiaomi"\naddress = "54:EF:44:E0:27:BC"\n'
+    typo = _write(tmp_path, head + 'bind_key = "255e6cabb39b2eddd0de992b9fee2bf "\n', "typo.toml")
+    typo.chmod(0o640)
+    message = _error(typo)
+    assert ":5: devices[0].bind_key:" in message
+    assert "255e6cab" not in message  # the journal is read by more people than the file
+    good = _write(tmp_path, head + 'bind_key = "255e6cabb39b2eddd0de992b9fee2bf2"\n', "good.toml")
+    good.chmod(0o640)
+    assert main(["-c", str(good), "check-config", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "255e6cab" not in out
+    assert '"bind_key": "(set)"' in out
+
+
+def test_a_ca_file_that_holds_no_certificate_is_named(tmp_path: Path) -> None:
+    ca = _write(tmp_path, "not a certificate\n", "ca.pem")
+    secret = _write(tmp_path, "s" * 32, "cloud.secret")
+    secret.chmod(0o600)
+    cases = {
+        f'[mqtt]\nhost = "broker.lan"\n[mqtt.tls]\nca_file = "{ca}"\n': ":4: mqtt.tls.ca_file:",
+        f'[cloud]\nurl = "https://cloud.example"\nsecret_file = "{secret}"\nca_file = "{ca}"\n': (
+            ":4: cloud.ca_file:"
+        ),
+    }
+    for i, (text, where) in enumerate(cases.items()):
+        message = _error(_write(tmp_path, text, f"bad{i}.toml"))
+        assert f"bad{i}.toml{where} {ca} holds no certificate TLS can use" in message, message
+
+
+def test_the_cli_creates_nothing_others_can_read(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    config = _write(tmp_path, f'[hub]\nid = "hub-umask"\ndata_dir = "{data}"\n')
+    old = os.umask(0o022)  # a shell's usual umask
+    try:
+        assert main(["-c", str(config), "models", "recalibrate"]) == 0
+    finally:
+        os.umask(old)
+    assert oct(data.stat().st_mode & 0o777) == oct(0o750)
+    (marker,) = data.iterdir()
+    assert oct(marker.stat().st_mode & 0o777) == oct(0o640)

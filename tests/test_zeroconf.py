@@ -33,7 +33,7 @@ from hub.zeroconf_mdns import (
     HubAnnouncer,
     find_mqtt_broker,
 )
-from tests.broker import Broker
+from tests.broker import Broker, make_certificates
 
 LOOPBACK = ["127.0.0.1"]
 WAIT_S = 10.0  # generous bound on things that do happen (they take about a second)
@@ -315,7 +315,7 @@ async def test_with_no_broker_anywhere_the_hub_keeps_trying_this_machine(
 
 
 def test_tls_needs_an_explicit_host(tmp_path: Path) -> None:
+    make_certificates(tmp_path)
     ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
     with pytest.raises(ValidationError, match=r"\[mqtt.tls\] needs an explicit `host`"):
         MqttSection(tls=TlsSection(ca_file=ca))

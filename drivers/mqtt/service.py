@@ -181,7 +181,9 @@ class MqttService:
                     async with asyncio.timeout(_IO_TIMEOUT_S):
                         client = await stack.enter_async_context(self._client())
                     await self._session(client, backoff)
-            except* (aiomqtt.MqttError, TimeoutError) as group:
+            # OSError: a password file or TLS file the hub cannot read or use (ssl.SSLError is one)
+            # is said and retried like a broker that is down: the leak path must not end with it.
+            except* (aiomqtt.MqttError, TimeoutError, OSError) as group:
                 err = group.exceptions[0]
                 self._link(False)
                 delay = backoff.next_delay()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -161,7 +162,8 @@ def _open(path: Path) -> sqlite_utils.Database:
             raise
     except sqlite3.DatabaseError as err:
         raise convert(err) from err
-    path.chmod(0o640)
+    if path.stat().st_uid == os.geteuid():  # a CLI user of the hub's group may read, not chmod
+        path.chmod(0o640)
     return db
 
 
