@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,6 +9,16 @@ import pytest
 from sync.server import RunningServer, serve
 from tests.broker import Broker, running_broker
 from tests.sync_support import HUB, FakeClock, new_secret
+
+
+@pytest.fixture(autouse=True)
+def _umask_restored() -> Iterator[None]:
+    """`hub.cli.main` sets the process's umask to 027, as the hub should; a test calling it in
+    this process must not leave it so for the next (its Mosquitto reads files the test makes)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    yield
+    os.umask(mask)
 
 
 @pytest.fixture(scope="session")
