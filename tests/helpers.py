@@ -193,3 +193,21 @@ def mqtt_service(
         clock=FixedClock(),
         retained_snapshot=no_incidents,
     )
+
+
+class StepClock:
+    """A wall clock that NTP may step, and a monotonic one that only moves forward."""
+
+    def __init__(self, wall: float) -> None:
+        self.wall = wall
+        self.mono = 0.0
+
+    def now(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def tick(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds

@@ -27,6 +27,7 @@ from hub.store import incidents as incident_repo
 from hub.store import readings as readings_repo
 from rules.device_health import DeviceHealthRule
 from tests.adapter_support import Sink
+from tests.helpers import StepClock
 from tests.sync_support import T0, FakeClock
 
 MIN = 60.0
@@ -36,24 +37,6 @@ LEAK = Measurement.WATER_LEAK
 BASEMENT = DeviceDiscovered(
     "z2m-basement-leak", "zigbee2mqtt", "Basement Leak", "SJCGQ11LM", ("battery", "water_leak"), T0
 )
-
-
-class StepClock:
-    """A wall clock that NTP may step, and a monotonic one that only moves forward."""
-
-    def __init__(self) -> None:
-        self.wall = T0
-        self.mono = 0.0
-
-    def now(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def tick(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
 
 
 def _dry(device: str, at: float) -> Reading:
@@ -133,7 +116,7 @@ async def test_a_saved_interval_is_not_overwritten_while_the_device_learns(
 
 
 async def test_a_wall_clock_step_back_does_not_blind_liveness(tmp_path: Path) -> None:
-    clock = StepClock()
+    clock = StepClock(T0)
     clock.wall += 3 * 365 * DAY  # booted with a clock years ahead
     bus = Bus()
     async with DbWorker(tmp_path) as db:
@@ -152,7 +135,7 @@ async def test_a_wall_clock_step_back_does_not_blind_liveness(tmp_path: Path) ->
 
 
 async def test_a_wall_clock_step_forward_silences_nothing(tmp_path: Path) -> None:
-    clock = StepClock()
+    clock = StepClock(T0)
     radio = DeviceProfile(bridges=("mqtt-broker", "rtl_433"))
     profiles = {
         "valve": DeviceProfile(critical=True),

@@ -11,29 +11,12 @@ from hub.measurements import Measurement
 from hub.recorder import Recorder
 from hub.store import DbWorker
 from hub.store import readings as repo
+from tests.helpers import StepClock
 from tests.sync_support import T0
 
 HOUR = 3600.0
 DAY = 24 * HOUR
 YEAR = 365 * DAY
-
-
-class StepClock:
-    """A wall clock that NTP may step, and a monotonic one that only moves forward."""
-
-    def __init__(self, wall: float) -> None:
-        self.wall = wall
-        self.mono = 0.0
-
-    def now(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def tick(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
 
 
 def _leak(wet: bool, at: float) -> Reading:
