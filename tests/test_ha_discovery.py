@@ -13,22 +13,26 @@ import asyncio
 import contextlib
 import logging
 import re
-from typing import Any
 
 import pytest
 
-from drivers.mqtt.adapter import BusSink
-from drivers.mqtt.ha_discovery import HomeAssistantAdapter, device_id_for
-from drivers.mqtt.service import MqttService
-from hub.bad_input import BadInputLog
-from hub.bus import Bus
+from drivers.mqtt.ha_discovery import device_id_for
 from hub.config import DeviceConfig
 from hub.errors import BadInputError, BadInputReason
 from hub.events import Availability, DeviceDiscovered, Reading
 from hub.measurements import Measurement as M
 from tests.broker import Broker
-from tests.ha_support import HA, adapter, config, discovered, feed, fixture
-from tests.helpers import Peer, mqtt_service
+from tests.ha_support import (
+    HA,
+    adapter,
+    config,
+    discovered,
+    discovery_hub,
+    feed,
+    fixture,
+    next_event,
+)
+from tests.helpers import Peer
 
 # -- captured configs -------------------------------------------------------------------------------
 
@@ -267,17 +271,8 @@ async def test_retained_discovery_and_state_through_a_real_broker(
 ) -> None:
     prefix, early, late = "hgtest-ha", "hgtest-dev/early", "hgtest-dev/late"
     retained = [f"{prefix}/binary_sensor/e2e/early/config", f"{prefix}/sensor/e2e/late/config"]
-    bus, bad_input = Bus(), BadInputLog()
-    events = bus.subscribe("test", (Reading, DeviceDiscovered, Availability), maxsize=1000)
-    sink = BusSink(bus, bad_input)
-    service: MqttService | None = None
-
-    def subscribe(topic_filter: str) -> None:
-        assert service is not None
-        service.subscribe_later(topic_filter)
-
-    ha = HomeAssistantAdapter([], sink, 65536, subscribe, prefix=prefix)
-    service = mqtt_service(broker, "hub-ha-e2e", [ha], sink, bus)
+    hub = discovery_hub(broker, "hub-ha-e2e", prefix=prefix)
+    service, events, bad_input = hub.service, hub.events, hub.bad_input
     service.subscribe_later("not/connected/yet")  # no connection: nothing, and no error
     async with Peer(broker, []) as peer:
         early_config = {"dev_cla": "moisture", "stat_t": early, "uniq_id": "early-leak"}
@@ -287,15 +282,15 @@ async def test_retained_discovery_and_state_through_a_real_broker(
             async with asyncio.timeout(10):
                 await service.ready.wait()
                 await peer.publish(early, b"ON", retain=True)
-                assert await _next(events, Reading) == Reading(
+                assert await next_event(events, Reading) == Reading(
                     "ha-early-leak", M.WATER_LEAK, True, 1000.0
                 )
                 # A config arriving while connected: its state topic is subscribed on the spot.
                 late_config = {"dev_cla": "power", "unit_of_meas": "kW", "stat_t": late, "uniq_id": "late-meter"}  # fmt: skip
                 await peer.publish(retained[1], late_config, retain=True)
-                await _next(events, DeviceDiscovered)
+                await next_event(events, DeviceDiscovered)
                 await peer.publish(late, b"2.5", retain=True)  # retained: no race with SUBSCRIBE
-                assert await _next(events, Reading) == Reading(
+                assert await next_event(events, Reading) == Reading(
                     "ha-late-meter", M.POWER, 2500.0, 1000.0
                 )
             assert bad_input.total() == 0
@@ -307,11 +302,3 @@ async def test_retained_discovery_and_state_through_a_real_broker(
                 await task
             for topic in (*retained, early, late):  # leave the shared broker clean
                 await peer.publish(topic, b"", retain=True)
-
-
-async def _next(events: Any, kind: type[Any]) -> Any:
-    while True:
-        await events.wait()
-        for event in events.drain():
-            if isinstance(event, kind):
-                return event

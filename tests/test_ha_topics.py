@@ -15,18 +15,15 @@ from typing import Any
 
 import pytest
 
-from drivers.mqtt.adapter import BusSink
 from drivers.mqtt.ha_discovery import HomeAssistantAdapter
-from drivers.mqtt.service import BROKER_BRIDGE_ID, MqttService
-from hub.bad_input import BadInputLog
-from hub.bus import Bus
+from drivers.mqtt.service import BROKER_BRIDGE_ID
 from hub.errors import BadInputError, BadInputReason
 from hub.events import Availability, DeviceDiscovered, Reading
 from hub.measurements import Measurement as M
 from tests.adapter_support import Sink
 from tests.broker import Broker
-from tests.ha_support import adapter
-from tests.helpers import Peer, mqtt_service
+from tests.ha_support import adapter, discovery_hub, next_event
+from tests.helpers import Peer
 from tests.task_support import background
 
 LEAK = {"dev_cla": "moisture"}
@@ -123,17 +120,8 @@ def test_a_topic_the_link_refuses_refuses_that_entity_only() -> None:
 
 async def test_hostile_configs_through_a_real_broker_and_a_restart(own_broker: Broker) -> None:
     """The reviewer's case: retained configs naming unsubscribable topics, and a broker restart."""
-    bus, bad_input = Bus(), BadInputLog()
-    events = bus.subscribe("test", (Reading, DeviceDiscovered, Availability), maxsize=1000)
-    sink = BusSink(bus, bad_input)
-    service: MqttService | None = None
-
-    def subscribe(topic_filter: str) -> None:
-        assert service is not None
-        service.subscribe_later(topic_filter)
-
-    ha = HomeAssistantAdapter([], sink, 65536, subscribe)
-    service = mqtt_service(own_broker, "hub-ha-hostile", [ha], sink, bus)
+    hub = discovery_hub(own_broker, "hub-ha-hostile")
+    service, ha, events, bad_input = hub.service, hub.adapter, hub.events, hub.bad_input
     good = {**LEAK, "stat_t": "home/good/state", "uniq_id": "good-leak"}
     reading = Reading("ha-good-leak", M.WATER_LEAK, True, 1000.0)
     retained = [f"homeassistant/binary_sensor/{n}/config" for n in ("good", "ctrl", "sur")]
@@ -143,10 +131,10 @@ async def test_hostile_configs_through_a_real_broker_and_a_restart(own_broker: B
     async with background(service.run()) as task:
         async with asyncio.timeout(10), Peer(own_broker, []) as peer:
             await service.ready.wait()
-            await _next(events, DeviceDiscovered)
+            await next_event(events, DeviceDiscovered)
             await peer.publish(retained[2], _config(stat_t="evil/\ud800"), retain=True)
             await peer.publish("home/good/state", b"ON", retain=True)  # no race with SUBSCRIBE
-            assert await _next(events, Reading) == reading
+            assert await next_event(events, Reading) == reading
         # A restart (a Mosquitto upgrade, a power cut): the hub subscribes everything again.
         own_broker.restart()
         async with asyncio.timeout(30):
@@ -157,19 +145,11 @@ async def test_hostile_configs_through_a_real_broker_and_a_restart(own_broker: B
             )
         async with asyncio.timeout(10), Peer(own_broker, []) as peer:
             await peer.publish("home/good/state", b"ON", retain=True)
-            assert await _next(events, Reading) == reading
+            assert await next_event(events, Reading) == reading
             assert service.connected
         assert not task.done()
     assert ha.entity_ids() == ["ha-good-leak"]
     assert {reason for _, reason in bad_input.counts} == {BadInputReason.BAD_TOPIC}
-
-
-async def _next(events: Any, kind: type[Any]) -> Any:
-    while True:
-        await events.wait()
-        for event in events.drain():
-            if isinstance(event, kind):
-                return event
 
 
 async def _in_order(events: Any, *wanted: object) -> None:
