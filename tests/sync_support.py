@@ -1,5 +1,6 @@
 """Harness for the cloud sync tests: a virtual clock whose sleeps wait for the test to move time,
-a switchable network outage in front of the real transport, and incident backlogs."""
+a switchable network outage in front of the real transport, incident backlogs, and a drainer
+running against a server (`drainer_rig`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import heapq
 import itertools
 import secrets
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,12 @@ import httpx
 from hub.config import Config, parse_config
 from hub.events import IncidentKey, IncidentReport
 from hub.incident import Incident, Status
+from hub.store import DbWorker, open_database
 from hub.store import incidents as repo
-from hub.store import open_database
+from sync.client import DispatchClient
+from sync.drainer import Drainer
+from sync.link import Link
+from sync.server import RunningServer
 from tests.task_support import background
 
 HUB = "hub-1"
@@ -196,3 +202,62 @@ def write_backlog(
     finally:
         db.conn.close()
     return newest
+
+
+@dataclass
+class Rig:
+    """A drainer running against a server, with what tests look at."""
+
+    drainer: Drainer
+    link: Link
+    db: DbWorker
+    client: DispatchClient
+    clock: FakeClock
+    data_dir: Path
+
+    async def drain(self, timeout_s: float = 30) -> None:
+        async with time_flows(self.clock), asyncio.timeout(timeout_s):
+            await self.drainer.drained()
+
+    def waits(self) -> list[float]:
+        """What the drainer slept, in order (its backoff)."""
+        return self.clock.slept_by("sync-drainer")
+
+
+@contextlib.asynccontextmanager
+async def drainer_rig(
+    tmp_path: Path,
+    cloud: RunningServer,
+    clock: FakeClock,
+    secret: bytes,
+    *,
+    hub_id: str = HUB,
+    timeout_s: float = 5.0,
+    max_items: int = 200,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Rig]:
+    """A drainer on a store in `tmp_path / "data"`, sending to `cloud` (through `transport`)."""
+    data_dir = tmp_path / "data"
+    async with (
+        DbWorker(data_dir) as db,
+        DispatchClient(
+            base_url=cloud.url,
+            hub_id=hub_id,
+            secret=secret,
+            clock=clock,
+            timeout_s=timeout_s,
+            transport=transport,
+        ) as client,
+    ):
+        link = Link(clock)
+        drainer = Drainer(
+            db=db,
+            client=client,
+            link=link,
+            clock=clock,
+            sleep=clock.sleep,
+            wake=asyncio.Event(),
+            max_items=max_items,
+        )
+        async with background(drainer.run(), name="sync-drainer"):
+            yield Rig(drainer, link, db, client, clock, data_dir)

@@ -4,73 +4,18 @@ credentials and clock skew. Time is a virtual clock shared by hub and server."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from hub.store import DbWorker, open_database, outbox
-from sync.client import DispatchClient
-from sync.drainer import Drainer
-from sync.link import AUTH_INITIAL_S, Link, LinkState
+from hub.store import open_database, outbox
+from sync.link import AUTH_INITIAL_S, LinkState
 from sync.server import RunningServer, serve
-from tests.sync_support import HUB, FakeClock, new_secret, time_flows, write_backlog
+from tests.sync_support import HUB, FakeClock, drainer_rig, new_secret, write_backlog
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@dataclass
-class Rig:
-    drainer: Drainer
-    link: Link
-    db: DbWorker
-    clock: FakeClock
-    data_dir: Path
-
-    async def drain(self) -> None:
-        async with time_flows(self.clock), asyncio.timeout(30):
-            await self.drainer.drained()
-
-
-@contextlib.asynccontextmanager
-async def rig(
-    tmp_path: Path,
-    cloud: RunningServer,
-    clock: FakeClock,
-    secret: bytes,
-    *,
-    hub_id: str = HUB,
-    timeout_s: float = 5.0,
-    max_items: int = 200,
-) -> AsyncIterator[Rig]:
-    data_dir = tmp_path / "data"
-    async with (
-        DbWorker(data_dir) as db,
-        DispatchClient(
-            base_url=cloud.url, hub_id=hub_id, secret=secret, clock=clock, timeout_s=timeout_s
-        ) as client,
-    ):
-        link = Link(clock)
-        drainer = Drainer(
-            db=db,
-            client=client,
-            link=link,
-            clock=clock,
-            sleep=clock.sleep,
-            wake=asyncio.Event(),
-            max_items=max_items,
-        )
-        task = asyncio.create_task(drainer.run(), name="sync-drainer")
-        try:
-            yield Rig(drainer, link, db, clock, data_dir)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def _pending(data_dir: Path) -> int:
@@ -87,7 +32,7 @@ async def test_backlog_sends_only_the_newest_revision_of_each_incident(
     newest = write_backlog(
         tmp_path / "data", incidents=300, revisions=4, start=clock.t - 3600, span_s=3600
     )
-    async with rig(tmp_path, cloud, clock, secret) as r:
+    async with drainer_rig(tmp_path, cloud, clock, secret) as r:
         await r.drain()
         assert r.drainer.requests == 2  # 300 incidents: batches of 200 and 100
         assert r.link.state is LinkState.ONLINE
@@ -108,7 +53,7 @@ async def test_critical_incidents_go_first(
         span_s=600,
         severity=lambda n: "critical" if n % 2 else "high",
     )
-    async with rig(tmp_path, cloud, clock, secret, max_items=5) as r:
+    async with drainer_rig(tmp_path, cloud, clock, secret, max_items=5) as r:
         await r.drain()
     order = [i for i, _ in cloud.stored_revisions(HUB)]
     assert sorted(order) == sorted(newest)
@@ -122,7 +67,7 @@ async def test_server_errors_and_resets_are_retried_with_backoff(
 ) -> None:
     newest = write_backlog(tmp_path / "data", incidents=10, revisions=3, start=clock.t, span_s=10)
     cloud.set_fault(fault, count=4)
-    async with rig(tmp_path, cloud, clock, secret) as r:
+    async with drainer_rig(tmp_path, cloud, clock, secret) as r:
         await r.drain()
         waits = clock.slept_by("sync-drainer")
         assert len(waits) == 4
@@ -137,7 +82,7 @@ async def test_429_waits_at_least_retry_after(
 ) -> None:
     newest = write_backlog(tmp_path / "data", incidents=3, revisions=2, start=clock.t, span_s=10)
     cloud.set_fault("429", count=2)
-    async with rig(tmp_path, cloud, clock, secret) as r:
+    async with drainer_rig(tmp_path, cloud, clock, secret) as r:
         await r.drain()
         waits = clock.slept_by("sync-drainer")
         assert len(waits) == 2
@@ -150,7 +95,7 @@ async def test_413_splits_the_batch(
 ) -> None:
     newest = write_backlog(tmp_path / "data", incidents=40, revisions=2, start=clock.t, span_s=10)
     cloud.set_fault("413", count=1)
-    async with rig(tmp_path, cloud, clock, secret) as r:
+    async with drainer_rig(tmp_path, cloud, clock, secret) as r:
         await r.drain()
         assert r.drainer.splits == 1
         assert r.drainer.requests == 3  # the whole batch, then its two halves
@@ -163,7 +108,7 @@ async def test_a_slow_server_within_the_timeout_is_just_slow(
 ) -> None:
     newest = write_backlog(tmp_path / "data", incidents=5, revisions=2, start=clock.t, span_s=10)
     cloud.set_fault("slow", count=1)
-    async with rig(tmp_path, cloud, clock, secret, timeout_s=10) as r:
+    async with drainer_rig(tmp_path, cloud, clock, secret, timeout_s=10) as r:
         await r.drain()
         assert r.drainer.requests == 1
     assert sorted(cloud.stored_revisions(HUB)) == sorted(newest.items())
@@ -174,7 +119,7 @@ async def test_a_timeout_is_retried_and_stores_nothing_twice(
 ) -> None:
     newest = write_backlog(tmp_path / "data", incidents=5, revisions=2, start=clock.t, span_s=10)
     cloud.set_fault("slow", count=1)
-    async with rig(tmp_path, cloud, clock, secret, timeout_s=0.5) as r:
+    async with drainer_rig(tmp_path, cloud, clock, secret, timeout_s=0.5) as r:
         await r.drain()
         assert r.drainer.requests == 2
         assert r.link.last_error is not None
@@ -198,7 +143,7 @@ async def test_a_rejected_item_becomes_a_dead_letter_and_blocks_nothing(
         [bad["id"], json.dumps(bad), clock.t - 100],  # the oldest, most urgent row
     )
     db.conn.close()
-    async with rig(tmp_path, cloud, clock, secret) as r:
+    async with drainer_rig(tmp_path, cloud, clock, secret) as r:
         await r.drain()
         assert r.drainer.dead_lettered == 1
         requests = r.drainer.requests
@@ -222,7 +167,7 @@ async def test_wrong_secret_is_unauthorized_and_waits_long_without_logging_secre
     caplog.set_level(logging.DEBUG)
     write_backlog(tmp_path / "data", incidents=2, revisions=2, start=clock.t, span_s=10)
     wrong = new_secret()
-    async with rig(tmp_path, cloud, clock, wrong) as r:
+    async with drainer_rig(tmp_path, cloud, clock, wrong) as r:
         delay = await asyncio.wait_for(clock.sleeping("sync-drainer"), 10)
         assert r.link.state is LinkState.UNAUTHORIZED
         assert delay >= AUTH_INITIAL_S / 2
@@ -242,7 +187,7 @@ async def test_unknown_hub_id_is_refused_as_forbidden(
     write_backlog(
         tmp_path / "data", incidents=1, revisions=2, start=clock.t, span_s=10, hub_id="hub-9"
     )
-    async with rig(tmp_path, cloud, clock, secret, hub_id="hub-9") as r:
+    async with drainer_rig(tmp_path, cloud, clock, secret, hub_id="hub-9") as r:
         await asyncio.wait_for(clock.sleeping("sync-drainer"), 10)
         assert r.link.state is LinkState.FORBIDDEN
     assert _pending(tmp_path / "data") == 2
@@ -257,7 +202,7 @@ async def test_skewed_clock_is_reported_and_corrected(
         tmp_path / "data", incidents=3, revisions=2, start=hub_clock.t, span_s=10
     )
     with serve(tmp_path / "cloud.db", {HUB: secret}, clock=lambda: server_time) as srv:
-        async with rig(tmp_path, srv, hub_clock, secret) as r:
+        async with drainer_rig(tmp_path, srv, hub_clock, secret) as r:
             await r.drain()
             assert r.link.clock_skew_s == pytest.approx(-3600, abs=5)
             assert r.link.state is LinkState.ONLINE
@@ -287,7 +232,7 @@ async def test_a_bad_rollup_is_split_out_of_its_batch_into_a_dead_letter(
     db = open_database(tmp_path / "data")
     outbox.enqueue_telemetry(db, rollups, until=0.0, at=clock.t, budget=1000)
     db.conn.close()
-    async with rig(tmp_path, cloud, clock, secret) as r:
+    async with drainer_rig(tmp_path, cloud, clock, secret) as r:
         await r.drain()
         assert r.drainer.dead_lettered == 1
     assert len(cloud.telemetry(HUB)) == 7

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 
@@ -18,11 +17,11 @@ import pytest
 
 from hub.store import DbWorker, open_database, outbox
 from sync.client import DispatchClient
-from sync.drainer import LONE_REFUSALS, Drainer
+from sync.drainer import LONE_REFUSALS
 from sync.heartbeat import Heartbeat
 from sync.link import RETRY_CAP_S, Link, LinkState
 from sync.server import RunningServer, serve
-from tests.sync_support import HUB, FakeClock, time_flows, write_backlog
+from tests.sync_support import HUB, FakeClock, Rig, drainer_rig, write_backlog
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -62,51 +61,14 @@ class Gateway(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-@dataclass
-class Rig:
-    drainer: Drainer
-    link: Link
-    client: DispatchClient
-    clock: FakeClock
-    data_dir: Path
-    gateway: Gateway = field(default_factory=Gateway)
-
-    async def drain(self, timeout_s: float = 30) -> None:
-        async with time_flows(self.clock), asyncio.timeout(timeout_s):
-            await self.drainer.drained()
-
-    def waits(self) -> list[float]:
-        return self.clock.slept_by("sync-drainer")
-
-
 @contextlib.asynccontextmanager
 async def rig(
     tmp_path: Path, cloud: RunningServer, clock: FakeClock, secret: bytes
-) -> AsyncIterator[Rig]:
-    data_dir = tmp_path / "data"
+) -> AsyncIterator[tuple[Rig, Gateway]]:
+    """A drainer sending to `cloud` through a `Gateway`."""
     gateway = Gateway()
-    async with (
-        DbWorker(data_dir) as db,
-        DispatchClient(
-            base_url=cloud.url,
-            hub_id=HUB,
-            secret=secret,
-            clock=clock,
-            timeout_s=5,
-            transport=gateway,
-        ) as client,
-    ):
-        link = Link(clock)
-        drainer = Drainer(
-            db=db, client=client, link=link, clock=clock, sleep=clock.sleep, wake=asyncio.Event()
-        )
-        task = asyncio.create_task(drainer.run(), name="sync-drainer")
-        try:
-            yield Rig(drainer, link, client, clock, data_dir, gateway)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with drainer_rig(tmp_path, cloud, clock, secret, transport=gateway) as r:
+        yield r, gateway
 
 
 def _dead_letters(data_dir: Path) -> list[outbox.DeadLetter]:
@@ -124,10 +86,10 @@ async def test_a_gateway_answering_400_for_a_while_loses_nothing(
     tmp_path: Path, cloud: RunningServer, clock: FakeClock, secret: bytes
 ) -> None:
     newest = write_backlog(tmp_path / "data", incidents=10, revisions=2, start=clock.t, span_s=10)
-    async with rig(tmp_path, cloud, clock, secret) as r:
-        r.gateway.answer_next(40, 400)
+    async with rig(tmp_path, cloud, clock, secret) as (r, gateway):
+        gateway.answer_next(40, 400)
         await r.drain()
-        assert r.gateway.answered == [400] * 40
+        assert gateway.answered == [400] * 40
         waits = r.waits()
         assert len(waits) == 40  # one request per backoff round: no burst of splits
         assert all(0 < w <= RETRY_CAP_S for w in waits)
@@ -155,10 +117,10 @@ async def test_a_row_refused_alone_again_and_again_is_set_aside_and_blocks_nothi
         alone.append(len(ids) == 1)
         return 400, {}
 
-    async with rig(tmp_path, cloud, clock, secret) as r:
-        r.gateway.rule = waf
+    async with rig(tmp_path, cloud, clock, secret) as (r, gateway):
+        gateway.rule = waf
         await r.drain()
-        refusals = len(r.gateway.answered)
+        refusals = len(gateway.answered)
         assert len(r.waits()) == refusals - 1  # each 400 is a backoff round, bar the last
         assert sum(alone) == LONE_REFUSALS
         assert r.drainer.dead_lettered == 1
@@ -181,8 +143,8 @@ async def test_a_429_without_a_usable_retry_after_backs_off_as_usual(
     retry_after: str | None,
 ) -> None:
     newest = write_backlog(tmp_path / "data", incidents=3, revisions=2, start=clock.t, span_s=10)
-    async with rig(tmp_path, cloud, clock, secret) as r:
-        r.gateway.answer_next(16, 429, {} if retry_after is None else {"Retry-After": retry_after})
+    async with rig(tmp_path, cloud, clock, secret) as (r, gateway):
+        gateway.answer_next(16, 429, {} if retry_after is None else {"Retry-After": retry_after})
         await r.drain()
         waits = r.waits()
         assert len(waits) == 16
@@ -195,8 +157,8 @@ async def test_a_429_with_an_http_date_waits_until_then(
     tmp_path: Path, cloud: RunningServer, clock: FakeClock, secret: bytes
 ) -> None:
     newest = write_backlog(tmp_path / "data", incidents=2, revisions=2, start=clock.t, span_s=10)
-    async with rig(tmp_path, cloud, clock, secret) as r:
-        r.gateway.answer_next(1, 429, {"Retry-After": formatdate(clock.t + 600, usegmt=True)})
+    async with rig(tmp_path, cloud, clock, secret) as (r, gateway):
+        gateway.answer_next(1, 429, {"Retry-After": formatdate(clock.t + 600, usegmt=True)})
         await r.drain()
         (wait,) = r.waits()
         assert 600 <= wait <= 601
@@ -245,7 +207,7 @@ async def test_a_clock_fixed_after_the_offset_was_learnt_keeps_delivering(
     data_dir = tmp_path / "data"
     first = write_backlog(data_dir, incidents=3, revisions=2, start=clock.t, span_s=10)
     with serve(tmp_path / "cloud.db", {HUB: secret}, clock=lambda: clock.t - fast[0]) as srv:
-        async with rig(tmp_path, srv, clock, secret) as r:
+        async with drainer_rig(tmp_path, srv, clock, secret) as r:
             await r.drain()
             assert r.link.clock_skew_s == pytest.approx(-3600, abs=5)
             assert r.client.clock_offset_s == pytest.approx(-3600, abs=5)
