@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hub.bus import Subscription
+from hub.bus import Bus, Subscription
 from hub.events import AnomalyScore, Reading
 from hub.measurements import Measurement
 from models.detect import detector
@@ -88,3 +88,14 @@ def water_rows(config: WaterSystemConfig) -> WaterRows:
     model = detector("water_system")
     assert isinstance(model, WaterDetector)
     return WaterRows(config, model)
+
+
+def pump_seconds(seconds: range, seed: int, flow: float = 32.0) -> list[Reading]:
+    """`pump_readings` for each of `seconds`, drawn from one generator seeded `seed`."""
+    rng = np.random.default_rng(seed)
+    return [r for second in seconds for r in pump_readings(rng, second, flow)]
+
+
+def water_scores(bus: Bus) -> Subscription[AnomalyScore]:
+    """The water system's scores, as the service publishes them on `bus`."""
+    return bus.subscribe("test", (AnomalyScore,), where=lambda s: s.stream == "water_system")

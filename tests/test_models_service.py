@@ -18,7 +18,7 @@ from models import runtime
 from models.detect import score_table
 from models.service import AnomalyService
 from models.train import synthetic
-from tests.models_support import T0, Clock, pump_config, pump_readings, running, take
+from tests.models_support import T0, Clock, pump_config, pump_readings, running, take, water_scores
 
 
 async def test_scores_numeric_readings_like_the_table_scorer() -> None:
@@ -250,9 +250,7 @@ async def test_a_sustained_drift_opens_exactly_one_incident() -> None:
 async def test_a_water_system_is_scored_from_its_devices_readings() -> None:
     bus = Bus()
     service = AnomalyService(bus=bus, clock=Clock(), water=pump_config())
-    out: Subscription[AnomalyScore] = bus.subscribe(
-        "test", (AnomalyScore,), where=lambda s: s.stream == "water_system"
-    )
+    out: Subscription[AnomalyScore] = water_scores(bus)
     rng = np.random.default_rng(3)
     async with running(service):
         for second in range(300):
@@ -273,9 +271,7 @@ async def test_a_water_calibration_stretch_under_way_is_kept_at_stop(tmp_path: P
     rng = np.random.default_rng(3)
     bus = Bus()
     service = AnomalyService(bus=bus, clock=Clock(), water=water)  # no streams' state file
-    out: Subscription[AnomalyScore] = bus.subscribe(
-        "test", (AnomalyScore,), where=lambda s: s.stream == "water_system"
-    )
+    out: Subscription[AnomalyScore] = water_scores(bus)
     async with running(service):
         for second in range(120):
             for r in pump_readings(rng, second, 32.0):

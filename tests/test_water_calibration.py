@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from hub.config import WATER_CALIBRATION_FILE
-from hub.events import Reading
 from hub.measurements import Measurement
 from models.water_service import WaterRows, WaterSystemConfig
-from tests.models_support import pump_config, pump_readings, water_rows
+from tests.models_support import pump_config, pump_seconds, water_rows
 
 ROWS = 100
 
@@ -23,14 +22,9 @@ def _config(path: Path | None) -> WaterSystemConfig:
     return pump_config(ROWS, path)
 
 
-def _readings(seconds: range, seed: int, flow: float = 32.0) -> list[Reading]:
-    rng = np.random.default_rng(seed)
-    return [r for s in seconds for r in pump_readings(rng, s, flow)]
-
-
 def _calibrated(path: Path) -> WaterRows:
     rows = water_rows(_config(path))
-    rows.score(_readings(range(ROWS + 20), seed=1))
+    rows.score(pump_seconds(range(ROWS + 20), seed=1))
     assert rows.calibrated
     return rows
 
@@ -40,7 +34,7 @@ def test_a_restart_scores_with_the_calibration_kept_from_before(tmp_path: Path) 
     first = _calibrated(path)
     assert path.exists()
     assert not first.restored
-    later = _readings(range(200, 300), seed=2, flow=20.0)  # a third of the flow is gone
+    later = pump_seconds(range(200, 300), seed=2, flow=20.0)  # a third of the flow is gone
     before = first.score(later)
 
     again = water_rows(_config(path))  # the hub restarted, during the fault
@@ -60,7 +54,7 @@ def test_without_a_kept_calibration_a_restart_during_a_fault_learns_the_fault(
 ) -> None:
     """Why it is kept: calibrating afresh on a faulty loop calls the fault normal."""
     rows = water_rows(_config(None))
-    scores = rows.score(_readings(range(200, 200 + ROWS + 50), seed=2, flow=20.0))
+    scores = rows.score(pump_seconds(range(200, 200 + ROWS + 50), seed=2, flow=20.0))
     assert all(score < 0.5 for _, score in scores[ROWS + 10 :])
 
 
@@ -134,7 +128,7 @@ def test_a_damaged_file_is_refused_with_the_reason_and_replaced(
     assert rows.calibration_note is not None
     assert why in rows.calibration_note
     assert str(path) in rows.calibration_note
-    rows.score(_readings(range(ROWS + 1), seed=3))
+    rows.score(pump_seconds(range(ROWS + 1), seed=3))
     assert rows.calibrated
     assert rows.calibration_note is None  # kept again
     assert water_rows(_config(path)).restored
@@ -144,7 +138,7 @@ def test_a_calibration_that_cannot_be_kept_is_said_and_scoring_goes_on(tmp_path:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     rows = water_rows(_config(blocker / WATER_CALIBRATION_FILE))
-    scores = rows.score(_readings(range(ROWS + 20), seed=1))
+    scores = rows.score(pump_seconds(range(ROWS + 20), seed=1))
     assert rows.calibrated
     assert len(scores) == ROWS + 20
     assert rows.calibration_note is not None

@@ -18,16 +18,20 @@ from hub.bus import Bus, Subscription
 from hub.cli import main
 from hub.cli_models import recalibrate
 from hub.config import WATER_CALIBRATION_FILE, recalibrate_marker
-from hub.events import AnomalyScore, Reading
+from hub.events import AnomalyScore
 from models.service import AnomalyService
-from tests.models_support import Clock, pump_config, pump_readings, running, take, water_rows
+from tests.models_support import (
+    Clock,
+    pump_config,
+    pump_readings,
+    pump_seconds,
+    running,
+    take,
+    water_rows,
+    water_scores,
+)
 
 ROWS = 100
-
-
-def _readings(seconds: range, seed: int, flow: float = 32.0) -> list[Reading]:
-    rng = np.random.default_rng(seed)
-    return [r for s in seconds for r in pump_readings(rng, s, flow)]
 
 
 def _full_disk(path: Path, data: Any) -> NoReturn:
@@ -39,12 +43,12 @@ def test_a_fit_that_could_not_be_written_is_written_at_the_next_save(
 ) -> None:
     path = tmp_path / WATER_CALIBRATION_FILE
     rows = water_rows(pump_config(ROWS, path))
-    rows.score(_readings(range(50), seed=1))
+    rows.score(pump_seconds(range(50), seed=1))
     rows.keep_progress()  # an hourly save during the stretch
     assert "stretch" in json.loads(path.read_text())
     with monkeypatch.context() as disk:
         disk.setattr(models.water_service, "write_json", _full_disk)
-        rows.score(_readings(range(50, ROWS + 20), seed=1))  # the fit, on a full disk
+        rows.score(pump_seconds(range(50, ROWS + 20), seed=1))  # the fit, on a full disk
     assert rows.calibrated
     assert rows.calibration_note is not None
     assert "cannot keep the calibration" in rows.calibration_note
@@ -57,7 +61,7 @@ def test_a_fit_that_could_not_be_written_is_written_at_the_next_save(
     again = water_rows(pump_config(ROWS, path))  # a restart: the fit, not the old stretch
     assert again.calibrated
     assert again.restored
-    later = _readings(range(200, 300), seed=2, flow=20.0)
+    later = pump_seconds(range(200, 300), seed=2, flow=20.0)
     after, before = again.score(later), rows.score(later)  # the same fit: once the features'
     # memory has refilled (as after any restart), the same scores
     np.testing.assert_allclose([s for _, s in after[40:]], [s for _, s in before[40:]], rtol=1e-6)
@@ -73,7 +77,7 @@ def test_recalibrate_while_the_hub_runs_is_not_undone_by_its_next_save(
     path = tmp_path / WATER_CALIBRATION_FILE
     config = pump_config(ROWS, path, calibrate_s=0.0 if fitted else 3600.0)
     rows = water_rows(config)
-    rows.score(_readings(range(ROWS + 20), seed=1))
+    rows.score(pump_seconds(range(ROWS + 20), seed=1))
     rows.keep_progress()
     assert rows.calibrated == fitted
     assert path.exists()
@@ -92,7 +96,7 @@ def test_recalibrate_while_the_hub_runs_is_not_undone_by_its_next_save(
     assert "models recalibrate" in rows.calibration_note
     assert caplog.text.count("models recalibrate") == 1  # said once
 
-    rows.score(_readings(range(1000, 1000 + ROWS + 20), seed=5, flow=20.0))  # the new pump
+    rows.score(pump_seconds(range(1000, 1000 + ROWS + 20), seed=5, flow=20.0))  # the new pump
     assert rows.calibrated == fitted
     rows.keep_progress()
     again = water_rows(config)
@@ -103,9 +107,9 @@ def test_recalibrate_while_the_hub_runs_is_not_undone_by_its_next_save(
 def test_a_fit_that_completes_after_recalibrate_is_not_written(tmp_path: Path) -> None:
     path = tmp_path / WATER_CALIBRATION_FILE
     rows = water_rows(pump_config(ROWS, path))
-    rows.score(_readings(range(50), seed=1))
+    rows.score(pump_seconds(range(50), seed=1))
     recalibrate(path)
-    rows.score(_readings(range(50, ROWS + 20), seed=1))  # the old stretch completes
+    rows.score(pump_seconds(range(50, ROWS + 20), seed=1))  # the old stretch completes
     assert not path.exists()
     assert not rows.calibrated
     assert not recalibrate_marker(path).exists()
@@ -116,7 +120,7 @@ def test_a_marker_at_start_means_a_fresh_calibration_whatever_the_file_holds(
 ) -> None:
     path = tmp_path / WATER_CALIBRATION_FILE
     rows = water_rows(pump_config(ROWS, path))
-    rows.score(_readings(range(ROWS + 20), seed=1))
+    rows.score(pump_seconds(range(ROWS + 20), seed=1))
     kept = path.read_text()
     recalibrate(path)
     path.write_text(kept)  # as if an older hub had written it back after the command
@@ -137,7 +141,7 @@ def test_models_recalibrate_says_what_it_did(
     config = tmp_path / "hub.toml"
     config.write_text(f'[hub]\nid = "hub-cal"\ndata_dir = "{data}"\n')
     path = data / WATER_CALIBRATION_FILE
-    water_rows(pump_config(ROWS, path)).score(_readings(range(ROWS + 20), seed=1))
+    water_rows(pump_config(ROWS, path)).score(pump_seconds(range(ROWS + 20), seed=1))
     assert main(["-c", str(config), "models", "recalibrate"]) == 0
     out = capsys.readouterr().out
     assert f"removed {path}" in out
@@ -170,9 +174,7 @@ async def test_recalibrate_while_the_daemon_runs_then_a_restart_starts_afresh(
     service = AnomalyService(
         bus=bus, clock=clock, water=config, state_file=tmp_path / "streams.json", pace_s=0.0
     )
-    out: Subscription[AnomalyScore] = bus.subscribe(
-        "test", (AnomalyScore,), where=lambda s: s.stream == "water_system"
-    )
+    out: Subscription[AnomalyScore] = water_scores(bus)
     async with running(service):
         for second in range(300):
             for r in pump_readings(rng, second, 9.0):
