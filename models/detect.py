@@ -181,7 +181,7 @@ def _refused(
             last_t = t
             continue
         why = refusal(t, None if xs is None else xs[i], last_t)
-        if why is None:  # cannot happen: `refusal` is the detectors' `accepts`, spelt out
+        if why is None:  # cannot happen: the detectors' `accepts` is `refusal`
             raise AssertionError(f"row {i} refused for no reason")
         rows[why] = rows.get(why, 0) + 1
         first.setdefault(why, i)

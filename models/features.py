@@ -66,8 +66,8 @@ def refusal(t: float, x: float | None, last_t: float) -> Refusal | None:
     """Why a reading `x` at `t` is refused after one at `last_t` (`None`: it is taken in).
 
     `x=None` asks about the time only (a system's row, whose bad values are missing values).
-    Agrees with `UnivariateFeatures.accepts` and `SystemFeatures.accepts`, which are the fast
-    paths of the same checks.
+    `UnivariateFeatures.accepts` and `SystemFeatures.accepts` are this, so the reasons `models
+    score` gives can never disagree with what the detectors did.
     """
     if not math.isfinite(t):
         return Refusal.TIME_UNREADABLE
@@ -102,7 +102,7 @@ class UnivariateFeatures:
     def accepts(self, t: float, x: float) -> bool:
         """NaN, infinite and huge (beyond `MAX_MAGNITUDE`) values, and readings older than the
         last one, are not taken in (`refusal` says why)."""
-        return -MAX_MAGNITUDE <= x <= MAX_MAGNITUDE and math.isfinite(t) and t >= self.last_t
+        return refusal(t, x, self.last_t) is None
 
     def step(self, t: float, x: float) -> tuple[list[float], float]:
         """The feature row and target for `x` at `t` (from the state before it), then take it in.
@@ -187,7 +187,7 @@ class SystemFeatures:
     smoothed: deque[list[float]] | None = None
 
     def accepts(self, t: float) -> bool:
-        return math.isfinite(t) and t >= self.last_t
+        return refusal(t, None, self.last_t) is None
 
     def step(self, t: float, row: list[float]) -> list[float]:
         """The feature row at `t` (call only when `accepts(t)`)."""
@@ -196,7 +196,7 @@ class SystemFeatures:
             last = [math.nan] * self.columns
             self.recent = deque(maxlen=SMOOTH_ROWS)
             self.smoothed = deque(maxlen=RATE_ROWS + 1)
-        filled = [v if -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE else last[i] for i, v in enumerate(row)]
+        filled = [v if usable(v) else last[i] for i, v in enumerate(row)]
         self.last = filled
         self.last_t = t
         recent = self.recent
