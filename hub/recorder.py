@@ -82,10 +82,8 @@ class Recorder:
                     e.device_id, prev.last_seen if prev else None, e.online
                 )
             elif isinstance(e, DeviceForgotten):
-                devices.pop(e.device_id, None)  # the last word about a device is the one kept
-                devices[e.device_id] = None
+                devices[e.device_id] = None  # the last word about a device is the one kept
             else:
-                devices.pop(e.device_id, None)
                 devices[e.device_id] = repo.DeviceRow(
                     e.device_id, e.adapter, e.name, None, None, e.model, "discovered"
                 )
