@@ -12,7 +12,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -26,6 +26,8 @@ from sync.drainer import Drainer
 from sync.link import Link
 from sync.server import RunningServer
 from tests.task_support import background
+
+T = TypeVar("T")
 
 HUB = "hub-1"
 #: 2026-11-26T00:00:00Z: the virtual clock starts here.
@@ -261,3 +263,12 @@ async def drainer_rig(
         )
         async with background(drainer.run(), name="sync-drainer"):
             yield Rig(drainer, link, db, client, clock, data_dir)
+
+
+def read_store(data_dir: Path, query: Callable[[Any], T]) -> T:
+    """`query(database)` on the hub's store in `data_dir`, opened for it and closed after."""
+    db = open_database(data_dir)
+    try:
+        return query(db)
+    finally:
+        db.conn.close()

@@ -13,17 +13,9 @@ import pytest
 from hub.store import open_database, outbox
 from sync.link import AUTH_INITIAL_S, LinkState
 from sync.server import RunningServer, serve
-from tests.sync_support import HUB, FakeClock, drainer_rig, new_secret, write_backlog
+from tests.sync_support import HUB, FakeClock, drainer_rig, new_secret, read_store, write_backlog
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def _pending(data_dir: Path) -> int:
-    db = open_database(data_dir)
-    try:
-        return outbox.pending_count(db)
-    finally:
-        db.conn.close()
 
 
 async def test_backlog_sends_only_the_newest_revision_of_each_incident(
@@ -39,7 +31,7 @@ async def test_backlog_sends_only_the_newest_revision_of_each_incident(
     stored = cloud.stored_revisions(HUB)
     assert sorted(stored) == sorted(newest.items())  # only the newest revisions were sent
     assert {i["id"]: i["revision"] for i in cloud.incidents(HUB)} == newest
-    assert _pending(tmp_path / "data") == 0
+    assert read_store(tmp_path / "data", outbox.pending_count) == 0
 
 
 async def test_critical_incidents_go_first(
@@ -173,7 +165,9 @@ async def test_wrong_secret_is_unauthorized_and_waits_long_without_logging_secre
         assert delay >= AUTH_INITIAL_S / 2
         assert r.link.clock_skew_s is None
     assert cloud.stored_revisions(HUB) == []
-    assert _pending(tmp_path / "data") == 4  # two incidents, two revisions each
+    assert (
+        read_store(tmp_path / "data", outbox.pending_count) == 4
+    )  # two incidents, two revisions each
     for s in (wrong, secret):
         assert s.decode() not in caplog.text
     assert "sig=" not in caplog.text
@@ -190,7 +184,7 @@ async def test_unknown_hub_id_is_refused_as_forbidden(
     async with drainer_rig(tmp_path, cloud, clock, secret, hub_id="hub-9") as r:
         await asyncio.wait_for(clock.sleeping("sync-drainer"), 10)
         assert r.link.state is LinkState.FORBIDDEN
-    assert _pending(tmp_path / "data") == 2
+    assert read_store(tmp_path / "data", outbox.pending_count) == 2
 
 
 async def test_skewed_clock_is_reported_and_corrected(

@@ -21,7 +21,7 @@ from sync.drainer import LONE_REFUSALS
 from sync.heartbeat import Heartbeat
 from sync.link import RETRY_CAP_S, Link, LinkState
 from sync.server import RunningServer, serve
-from tests.sync_support import HUB, FakeClock, Rig, drainer_rig, write_backlog
+from tests.sync_support import HUB, FakeClock, Rig, drainer_rig, read_store, write_backlog
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -71,14 +71,6 @@ async def rig(
         yield r, gateway
 
 
-def _dead_letters(data_dir: Path) -> list[outbox.DeadLetter]:
-    db = open_database(data_dir)
-    try:
-        return outbox.dead_letters(db)
-    finally:
-        db.conn.close()
-
-
 # -- 400 ----------------------------------------------------------------------------------------
 
 
@@ -96,7 +88,7 @@ async def test_a_gateway_answering_400_for_a_while_loses_nothing(
         assert sum(waits) > 10 * 60  # the backoff grew (40 rounds of 1-2 s would be < 80 s)
         assert r.drainer.dead_lettered == 0
         assert r.link.state is LinkState.ONLINE
-    assert _dead_letters(tmp_path / "data") == []
+    assert read_store(tmp_path / "data", outbox.dead_letters) == []
     assert sorted(cloud.stored_revisions(HUB)) == sorted(newest.items())
 
 
@@ -124,7 +116,7 @@ async def test_a_row_refused_alone_again_and_again_is_set_aside_and_blocks_nothi
         assert len(r.waits()) == refusals - 1  # each 400 is a backoff round, bar the last
         assert sum(alone) == LONE_REFUSALS
         assert r.drainer.dead_lettered == 1
-    (letter,) = _dead_letters(tmp_path / "data")
+    (letter,) = read_store(tmp_path / "data", outbox.dead_letters)
     assert letter.ref_id == poison
     assert "400" in letter.reason
     delivered = dict(cloud.stored_revisions(HUB))
