@@ -143,7 +143,7 @@ def score_table(
         raise ValueError(f"{ts.shape[0]} timestamps but {vals.shape[0]} rows of values")
     det = detector(model)
     if isinstance(det, WaterDetector):
-        rows = det.score_table_rows(ts, vals, calibrate_rows)
+        rows = det.score_table_rows(ts.tolist(), vals.tolist(), calibrate_rows)
         scores = np.asarray([0.0 if s is None else s for s in rows], dtype=np.float64)
         levels = sustained = scores
         refused = _refused(ts, None, [s is not None for s in rows])

@@ -3,8 +3,9 @@
 A model is `<name>.onnx` with `<name>.card.json` beside it. The card's `sha256` is checked against
 the bytes read, and the session is built from those same bytes, so what was checked is what runs.
 A mismatch raises `ChecksumMismatch`: the caller refuses the model and the hub runs on without it.
-Sessions run with one intra-op and one inter-op thread (the default pool fights the event loop and
-the broker on a two-core hub; see PLATFORM.md).
+Sessions are onnxruntime's, through its C API (`models.ort_capi`: no numpy in the daemon), with one
+intra-op and one inter-op thread (the default pool fights the event loop and the broker on a
+two-core hub; see PLATFORM.md).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
+from models.ort_capi import OrtError, Session, Tensor
 
 _log = logging.getLogger(__name__)
 
@@ -75,25 +76,19 @@ class LoadedModel:
 
     name: str
     card: dict[str, Any]
-    session: Any  # onnxruntime.InferenceSession (untyped library)
-    input_name: str
+    session: Session
 
     @property
     def version(self) -> str:
         return str(self.card["version"])
 
-    def run(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """The model's output for a batch of feature rows (n, k) as float32 (n, m)."""
-        if rows.shape[0] == 0:
-            return np.zeros((0, 0), dtype=np.float32)
-        out = self.session.run(None, {self.input_name: rows})[0]
-        return np.asarray(out, dtype=np.float32).reshape(rows.shape[0], -1)
+    def run(self, feeds: Mapping[str, Tensor]) -> Tensor:
+        """The model's (first) output for `feeds`, one tensor per graph input, by name."""
+        return self.session.run(feeds)[0]
 
 
 def load(name: str, directory: Path = MODELS_DIR) -> LoadedModel:
     """Read, verify and load model `name`; raises `ModelError` (`ChecksumMismatch`) if unusable."""
-    import onnxruntime as ort
-
     card = read_card(name, directory)
     path = directory / str(card["file"])
     try:
@@ -103,15 +98,9 @@ def load(name: str, directory: Path = MODELS_DIR) -> LoadedModel:
     actual = sha256_of(data)
     if actual != card["sha256"]:
         raise ChecksumMismatch(name, str(card["sha256"]), actual)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    # Tiny graphs: the default memory arena and pattern planning cost megabytes and gain nothing.
-    options.enable_cpu_mem_arena = False
-    options.enable_mem_pattern = False
     try:
-        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    except Exception as err:  # onnxruntime raises its own untyped errors
+        session = Session(data)
+    except OrtError as err:
         raise ModelError(f"model {name}: onnxruntime cannot load {path}: {err}") from err
     _log.debug("loaded model %s %s (%s)", name, card["version"], actual[:12])
-    return LoadedModel(name, card, session, session.get_inputs()[0].name)
+    return LoadedModel(name, card, session)

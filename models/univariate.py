@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from models.features import N_UNIVARIATE, UnivariateFeatures
 from models.likelihood import LikelihoodParams, LikelihoodState, Score
+from models.ort_capi import Tensor
 from models.runtime import LoadedModel
 from models.sustained import SustainedParams, SustainedState
 
@@ -61,8 +60,8 @@ class UnivariateDetector:
         out: list[Score | None] = [None] * len(items)
         if not rows:
             return out
-        forecasts = self.model.run(np.asarray(rows, dtype=np.float32).reshape(-1, N_UNIVARIATE))
-        flat = forecasts[:, 0].tolist()
+        features = Tensor.of_rows(rows, N_UNIVARIATE)
+        flat = self.model.run({self.model.session.inputs[0]: features}).column(0)
         params = self.params
         sustained = self.sustained
         for j, i in enumerate(taken):

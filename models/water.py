@@ -21,15 +21,15 @@ is carried from the column's last one. A row older than the one before it is ref
 from __future__ import annotations
 
 import math
-import warnings
+from array import array
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
+from models import matrix
 from models.features import SystemFeatures
+from models.ort_capi import Tensor
 from models.runtime import LoadedModel
 
 COLUMNS = (
@@ -53,8 +53,6 @@ DAEMON_MEASUREMENTS = (
     "voltage",  # pump motor voltage, V
     "flow",  # volume flow, L/min
 )
-
-Floats = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,18 +80,24 @@ class WaterParams:
 class Calibration:
     """What the calibration stretch fitted: kept by the daemon across restarts (`to_json`)."""
 
-    mean: Floats
-    spread: Floats
-    used: npt.NDArray[np.bool_]
-    precision: npt.NDArray[np.float32]
+    mean: list[float]  # of each used column
+    spread: list[float]
+    used: list[bool]  # which of `COLUMNS` are fitted
+    precision: Tensor  # (k, k), k the number of used columns
     t2_limit: float
 
+    @property
+    def columns(self) -> list[int]:
+        return [j for j, u in enumerate(self.used) if u]
+
     def to_json(self) -> dict[str, Any]:
+        k = len(self.mean)
+        p = self.precision.values
         return {
-            "used": self.used.tolist(),
-            "mean": self.mean.tolist(),
-            "spread": self.spread.tolist(),
-            "precision": self.precision.tolist(),
+            "used": list(self.used),
+            "mean": list(self.mean),
+            "spread": list(self.spread),
+            "precision": [p[i * k : (i + 1) * k].tolist() for i in range(k)],
             "t2_limit": self.t2_limit,
         }
 
@@ -102,25 +106,35 @@ class Calibration:
         """The calibration `to_json` wrote; `ValueError` saying what is wrong with anything else."""
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        try:
-            used = np.asarray(data["used"], dtype=np.bool_)
-            mean = np.asarray(data["mean"], dtype=np.float64)
-            spread = np.asarray(data["spread"], dtype=np.float64)
-            precision = np.asarray(data["precision"], dtype=np.float32)
-            limit = float(data["t2_limit"])
-        except KeyError as err:
-            raise ValueError(f"no {err.args[0]!r}") from None
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"a value of the wrong type ({err})") from None
-        k = int(used.sum())
-        if used.shape != (len(COLUMNS),) or k == 0:
+        missing = {"used", "mean", "spread", "precision", "t2_limit"} - data.keys()
+        if missing:
+            raise ValueError(f"no {', '.join(repr(m) for m in sorted(missing))}")
+        used, mean, spread = data["used"], data["mean"], data["spread"]
+        precision, limit = data["precision"], data["t2_limit"]
+        if not (isinstance(used, list) and all(isinstance(u, bool) for u in used)):
+            raise ValueError("'used' has a value of the wrong type (true or false)")
+        k = sum(used)
+        if len(used) != len(COLUMNS) or k == 0:
             raise ValueError(f"'used' must name which of the {len(COLUMNS)} columns are fitted")
-        if mean.shape != (k,) or spread.shape != (k,) or precision.shape != (k, k):
+        vectors = (mean, spread, *(precision if isinstance(precision, list) else [precision]))
+        numbers = [*vectors, [limit]]
+        if not all(isinstance(v, list) for v in numbers) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) for v in numbers for x in v
+        ):
+            raise ValueError("a value of the wrong type (a number, or a list of numbers)")
+        if len(precision) != k or not all(len(v) == k for v in vectors):
             raise ValueError(f"'mean', 'spread' and 'precision' must fit {k} used columns")
-        finite = all(np.isfinite(a).all() for a in (mean, spread, precision))
-        if not (finite and (spread > 0).all() and math.isfinite(limit) and limit > 0):
+        flat = [float(x) for row in precision for x in row]
+        values = [*map(float, mean), *map(float, spread), *flat, float(limit)]
+        if not all(math.isfinite(x) for x in values) or min(spread) <= 0 or limit <= 0:
             raise ValueError("non-finite or non-positive values")
-        return cls(mean, spread, used, precision, limit)
+        return cls(
+            [float(x) for x in mean],
+            [float(x) for x in spread],
+            used,
+            Tensor(array("f", flat), (k, k)),
+            float(limit),
+        )
 
 
 def _is_number(v: object) -> bool:
@@ -229,21 +243,22 @@ class WaterDetector:
         features = SystemFeatures(self.columns, self.params.rate_columns)
         return SystemState(features, max(rows, 2), calibrate_s)
 
-    def score_table(self, ts: Floats, values: Floats, calibrate_rows: int | None) -> Floats:
+    def score_table(
+        self, ts: Sequence[float], values: Sequence[Sequence[float]], calibrate_rows: int | None
+    ) -> list[float]:
         """Scores of a whole table (0 for a row refused by `score_rows`)."""
         out = self.score_table_rows(ts, values, calibrate_rows)
-        return np.asarray([0.0 if s is None else s for s in out], dtype=np.float64)
+        return [0.0 if s is None else s for s in out]
 
     def score_table_rows(
-        self, ts: Floats, values: Floats, calibrate_rows: int | None
+        self, ts: Sequence[float], values: Sequence[Sequence[float]], calibrate_rows: int | None
     ) -> list[float | None]:
         """`score_rows` of a whole table with a fresh state (`None`: the row was refused)."""
-        if values.shape[1] != self.columns:
-            raise ValueError(
-                f"model water_system takes {self.columns} columns, got {values.shape[1]}"
-            )
+        width = {len(row) for row in values}
+        if width - {self.columns}:
+            raise ValueError(f"model water_system takes {self.columns} columns, got {max(width)}")
         state = self.new_state(calibrate_rows)
-        return self.score_rows(state, ts.tolist(), values.tolist())
+        return self.score_rows(state, list(ts), [list(row) for row in values])
 
     def score_rows(
         self, state: SystemState, ts: list[float], rows: list[list[float]]
@@ -260,8 +275,7 @@ class WaterDetector:
             if state.calibration is None:
                 state.stretch.add(t, f)
                 if state.stretch_complete:
-                    rows_kept = np.asarray(state.stretch.rows, dtype=np.float64)
-                    state.calibration = self._fit(rows_kept)
+                    state.calibration = self._fit(state.stretch.rows)
                     state.stretch = Stretch()
                 out[i] = 0.0
             else:
@@ -270,10 +284,10 @@ class WaterDetector:
         if pending:
             cal = state.calibration
             assert cal is not None
-            t2 = self._t2(cal, np.asarray(feats, dtype=np.float64))
+            t2 = self._t2(cal, feats)
             ratios = state.ratios
             n = self.params.smooth_rows
-            for i, v in zip(pending, (t2 / cal.t2_limit).tolist(), strict=True):
+            for i, v in zip(pending, (v / cal.t2_limit for v in t2), strict=True):
                 if len(ratios) == n:
                     ratios.popleft()
                 ratios.append(v)
@@ -281,31 +295,43 @@ class WaterDetector:
                 out[i] = r / (1.0 + r)
         return out
 
-    def _standardise(self, cal: Calibration, feats: Floats) -> npt.NDArray[np.float32]:
-        z = (feats[:, cal.used] - cal.mean) / cal.spread
-        return np.nan_to_num(z, nan=0.0, posinf=1e6, neginf=-1e6).astype(np.float32)
+    def _t2(self, cal: Calibration, feats: Sequence[Sequence[float]]) -> list[float]:
+        """Hotelling's T² of each row (the ONNX graph), standardised by `cal`."""
+        columns = cal.columns
+        z = [_standardised(row, columns, cal.mean, cal.spread) for row in feats]
+        return self.model.run(
+            {"z": Tensor.of_rows(z, len(columns)), "precision": cal.precision}
+        ).column(0)
 
-    def _t2(self, cal: Calibration, feats: Floats) -> Floats:
-        z = self._standardise(cal, feats)
-        (t2,) = self.model.session.run(None, {"z": z, "precision": cal.precision})
-        return np.asarray(t2, dtype=np.float64).reshape(-1)
-
-    def _fit(self, stretch: Floats) -> Calibration:
+    def _fit(self, stretch: Sequence[Sequence[float]]) -> Calibration:
         # A column that reported for most of the stretch is used (a sensor that starts a few
         # rows late is fine); its missing values count as its mean.
-        used: npt.NDArray[np.bool_] = np.asarray(np.isfinite(stretch).mean(axis=0) >= 0.9)
-        if not used.any():
-            used[:] = True  # nothing known: every row scores 0 (all NaN standardise to 0)
-        cols = stretch[:, used]
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: mean 0, spread 0
-            mean = np.nan_to_num(np.nanmean(cols, axis=0))
-            spread = np.nan_to_num(np.nanstd(cols, axis=0)) + 1e-6
-        k = int(used.sum())
-        z = np.nan_to_num((cols - mean) / spread)
-        cov = np.cov(z.T).reshape(k, k) + self.params.ridge * np.eye(k)
-        precision = np.linalg.inv(cov).astype(np.float32)
-        partial = Calibration(mean, spread, used, precision, 1.0)
-        limit = float(np.max(self._t2(partial, stretch))) * self.params.margin
-        partial.t2_limit = max(limit, 1e-9) if math.isfinite(limit) else 1.0
-        return partial
+        columns = [[row[j] for row in stretch] for j in range(self.columns)]
+        used = [sum(map(math.isfinite, c)) / len(c) >= 0.9 for c in columns]
+        if not any(used):
+            used = [True] * self.columns  # nothing known: every row scores 0 (NaN standardise to 0)
+        picked = [j for j, u in enumerate(used) if u]
+        stats = [matrix.mean_and_std(columns[j]) for j in picked]
+        # An all-NaN column: mean 0, spread 1e-6.
+        mean = [m if math.isfinite(m) else 0.0 for m, _ in stats]
+        spread = [(s if math.isfinite(s) else 0.0) + 1e-6 for _, s in stats]
+        z = [_standardised(row, picked, mean, spread) for row in stretch]
+        cov = matrix.covariance(list(zip(*z, strict=True)))
+        for i in range(len(picked)):
+            cov[i][i] += self.params.ridge
+        precision = Tensor.of_rows(matrix.inverse(cov), len(picked))
+        fitted = Calibration(mean, spread, used, precision, 1.0)
+        limit = max(self._t2(fitted, stretch)) * self.params.margin
+        fitted.t2_limit = max(limit, 1e-9) if math.isfinite(limit) else 1.0
+        return fitted
+
+
+def _standardised(
+    row: Sequence[float], columns: Sequence[int], mean: Sequence[float], spread: Sequence[float]
+) -> list[float]:
+    """A row's `columns` in units of their spread (NaN as 0, infinities as ±1e6)."""
+    out = []
+    for j, m, s in zip(columns, mean, spread, strict=True):
+        z = (row[j] - m) / s
+        out.append(z if math.isfinite(z) else 0.0 if math.isnan(z) else math.copysign(1e6, z))
+    return out

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from array import array
 
 import numpy as np
 import pytest
 
 from models.features import N_UNIVARIATE, WINDOW, SystemFeatures, UnivariateFeatures
+from models.ort_capi import Tensor
 from models.runtime import LoadedModel, load
 from models.train import synthetic
 from models.train.univariate import feature_rows
@@ -18,13 +19,16 @@ from models.univariate import StreamState, UnivariateDetector
 class _RecordingSession:
     """Stands in for onnxruntime: records the rows the detector feeds the model."""
 
+    inputs = ("features",)
+
     def __init__(self) -> None:
         self.rows: list[np.ndarray] = []
 
-    def run(self, _outputs: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(self, feeds: dict[str, Tensor]) -> list[Tensor]:
         rows = feeds["features"]
-        self.rows.append(rows.copy())
-        return [np.zeros((rows.shape[0], 1), dtype=np.float32)]
+        self.rows.append(np.frombuffer(rows.values, dtype=np.float32).reshape(rows.shape).copy())
+        n = rows.shape[0]
+        return [Tensor(array("f", [0.0] * n), (n, 1))]
 
 
 def _stream(seed: int = 3, n: int = 600) -> synthetic.Stream:
@@ -36,7 +40,7 @@ def test_daemon_feeds_the_model_the_rows_training_built() -> None:
     trained_rows, _ = feature_rows(s.t, s.x)
     session = _RecordingSession()
     card = load("univariate").card
-    detector = UnivariateDetector(LoadedModel("univariate", card, session, "features"))
+    detector = UnivariateDetector(LoadedModel("univariate", card, session))  # type: ignore[arg-type]
     state = StreamState()
     readings = list(zip(s.t.tolist(), s.x.tolist(), strict=True))
     # The daemon scores in batches of whatever size arrived: here 1, 7, 50, ...

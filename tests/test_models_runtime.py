@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from array import array
 from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import TensorProto, helper
 
-from models import runtime
-from models.runtime import MODELS_DIR, ChecksumMismatch, ModelNotFound, load
+from models import ort_capi, runtime
+from models.ort_capi import OrtError, Session, Tensor
+from models.runtime import MODELS_DIR, ChecksumMismatch, ModelError, ModelNotFound, load
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _copy_models(tmp_path: Path) -> Path:
@@ -62,11 +70,20 @@ def test_missing_model(tmp_path: Path) -> None:
     assert runtime.available(tmp_path) == []
 
 
-def test_session_is_single_threaded_and_runs_batches() -> None:
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_a_session_starts_no_threads_and_runs_any_batch() -> None:
+    ort_capi.api()  # the process's onnxruntime environment (it keeps one thread of its own)
+    before = _threads()
     model = load("univariate")
-    rows = np.zeros((64, model.session.get_inputs()[0].shape[1]), dtype=np.float32)
-    assert model.run(rows).shape == (64, 1)
-    assert model.run(rows[:0]).shape[0] == 0
+    width = model.card["inputs"]["shape"][1]
+    out = model.run({"features": Tensor.of_rows([[0.5] * width] * 64, width)})
+    assert out.shape == (64, 1)
+    assert len(set(out.column(0))) == 1  # equal rows, equal forecasts
+    assert model.run({"features": Tensor.of_rows([], width)}).shape == (0, 1)
+    assert _threads() == before  # one intra-op and one inter-op thread: the caller's own
 
 
 def test_exported_mlp_computes_what_its_weights_say(tmp_path: Path) -> None:
@@ -91,4 +108,99 @@ def test_exported_mlp_computes_what_its_weights_say(tmp_path: Path) -> None:
         h = h @ w + b
         if i < len(layers) - 1:
             h = np.maximum(h, 0.0)
-    np.testing.assert_allclose(load("m", tmp_path).run(rows), h, rtol=1e-4, atol=1e-4)
+    out = load("m", tmp_path).run({"features": Tensor.of_rows(rows.tolist(), 15)})
+    assert out.shape == (32, 1)
+    np.testing.assert_allclose(np.asarray(out.values).reshape(out.shape), h, rtol=1e-4, atol=1e-4)
+
+
+def test_bytes_onnxruntime_cannot_parse_are_refused_with_its_reason(tmp_path: Path) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"not a model")
+    card = {"file": "m.onnx", "version": "0", "sha256": runtime.sha256_of(b"not a model")}
+    (tmp_path / "m.card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"onnxruntime cannot load .*m\.onnx.*protobuf"):
+        load("m", tmp_path)
+
+
+def test_a_run_onnxruntime_refuses_raises_its_message_and_the_session_runs_on() -> None:
+    model = load("univariate")
+    with pytest.raises(OrtError, match=r"takes inputs \['features'\], got \['x'\]"):
+        model.run({"x": Tensor.of_rows([[0.0] * 15], 15)})
+    with pytest.raises(OrtError, match=r"(?s)Run: .*invalid dimensions.*Expected: 15"):
+        model.run({"features": Tensor.of_rows([[0.0] * 14], 14)})
+    assert model.run({"features": Tensor.of_rows([[0.0] * 15], 15)}).shape == (1, 1)
+
+
+def test_a_tensor_is_float32_of_its_shape() -> None:
+    with pytest.raises(TypeError, match="float32"):
+        Tensor(array("d", [1.0]), (1,))
+    with pytest.raises(ValueError, match=r"shape \(2, 2\) does not hold 3 values"):
+        Tensor(array("f", [1.0, 2.0, 3.0]), (2, 2))
+    with pytest.raises(ValueError, match=r"\(2, 3\) does not hold 5"):
+        Tensor.of_rows([[1.0, 2.0, 3.0], [4.0, 5.0]], 3)
+
+
+def test_a_library_that_cannot_be_loaded_is_named() -> None:
+    assert ort_capi.library_path().name.startswith("libonnxruntime")
+    with pytest.raises(OrtError, match=r"cannot load onnxruntime's C library /nonexistent/lib\.so"):
+        ort_capi._Api(Path("/nonexistent/lib.so"))
+
+
+def test_the_daemons_models_run_without_numpy_or_the_python_binding() -> None:
+    """What the daemon imports and runs to score: numpy and onnxruntime's Python binding (about
+    16 MiB of resident memory, `bench.model_memory`) stay out of the process."""
+    script = """
+import math, sys
+import hub.daemon, models.service
+from models.runtime import load
+from models.univariate import StreamState, UnivariateDetector
+from models.water import WaterDetector
+uni = UnivariateDetector(load("univariate"))
+state = StreamState()
+scores = uni.score_batch([(state, 60.0 * i, 20 + math.sin(i / 9)) for i in range(400)])
+water = WaterDetector(load("water_system"))
+rows = [[1 + math.sin(i / 7 + j) for j in range(8)] for i in range(300)]
+t2 = water.score_table([float(i) for i in range(300)], rows, 200)
+assert any(s is not None for s in scores) and any(v > 0 for v in t2[200:]), (scores[-1], t2[-1])
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("numpy", "onnxruntime")))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_onnxruntime_keeps_no_telemetry_in_the_hubs_home(tmp_path: Path) -> None:
+    """Official onnxruntime builds keep a device id and a telemetry event cache under
+    ~/.cache/Microsoft for upload; the hub opts out before the library starts."""
+    script = """
+from models.ort_capi import Tensor
+from models.runtime import load
+load("univariate").run({"features": Tensor.of_rows([[0.0] * 15], 15)})
+"""
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env={**env, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(tmp_path.rglob("*")) == []
+
+
+def test_a_graph_whose_output_no_input_sizes_is_refused_at_load(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", 1])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(OrtError, match=r"output y: dimension 0 \(M\) is open and no input's"):
+        Session(model.SerializeToString())
+    # Named like the input's batch dimension, the output takes its size.
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1]))
+    session = Session(model.SerializeToString())
+    out = session.run({"x": Tensor.of_rows([[-1.0], [2.0], [-3.0]], 1)})
+    assert out[0].shape == (3, 1)
+    assert out[0].column(0) == [0.0, 2.0, 0.0]

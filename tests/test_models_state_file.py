@@ -239,8 +239,8 @@ async def test_a_state_that_cannot_be_written_is_said_and_scoring_goes_on(tmp_pa
 def _failing_model(directory: Path) -> None:
     """A univariate model that passes its checksum and loads, but fails in onnxruntime on every
     batch (a reshape no batch fits): what a runtime fault inside the library looks like."""
-    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 15])
-    output = helper.make_tensor_value_info("output", TensorProto.FLOAT, None)
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 15])
+    output = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 1])
     shape = helper.make_tensor("shape", TensorProto.INT64, [2], [7, -1])
     graph = helper.make_graph(
         [helper.make_node("Reshape", ["features", "shape"], ["output"])],

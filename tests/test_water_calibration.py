@@ -94,7 +94,10 @@ def test_another_model_file_means_a_fresh_calibration(tmp_path: Path) -> None:
         (lambda kept: "[]", "not a JSON object"),
         (lambda kept: "[" * 100_000 + "]" * 100_000, "recursion"),
         (lambda kept: json.dumps({**kept, "calibration": None}), "not a JSON object"),
-        (lambda kept: json.dumps({**kept, "calibration": {}}), "no 'used'"),
+        (
+            lambda kept: json.dumps({**kept, "calibration": {}}),
+            "no 'mean', 'precision', 'spread', 't2_limit', 'used'",
+        ),
         (
             lambda kept: json.dumps(
                 {**kept, "calibration": {**kept["calibration"], "mean": [1.0, 2.0]}}

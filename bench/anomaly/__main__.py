@@ -14,7 +14,8 @@
   model flags after calibrating on the first 400 rows (the benchmark's protocol) and on the first
   2,000 (33 minutes, the loop's warm-up included): why the daemon calibrates for hours.
 * **Cost**: the univariate detector's µs per reading in batches of 256 and one at a time, beside
-  the bare onnxruntime call on the same feature rows.
+  the bare session call on the same feature rows: the hub's (onnxruntime's C API) and onnxruntime's
+  Python binding.
 
 The models come from ``models.detect`` (imported lazily; a missing model is reported, not fatal).
 A causal z-score baseline computed here anchors each table: on NAB a rolling window of the previous
@@ -254,15 +255,21 @@ def run_skab_anomaly_free(root: Path, detectors: Sequence[tuple[str, Scorer]]) -
 
 def run_cost(readings: int = 20_000, batch: int = 256) -> None:
     """The univariate detector's cost per reading, batched (as the daemon scores) and one at a
-    time, beside the bare onnxruntime call on the same feature rows (the library's floor)."""
+    time, beside the bare session call on the same feature rows: the hub's own (onnxruntime's C
+    API, `models.ort_capi`) and onnxruntime's Python binding (the library's floor)."""
     from models.detect import detector
+    from models.ort_capi import Tensor
+    from models.runtime import MODELS_DIR
     from models.train import synthetic
     from models.univariate import StreamState, UnivariateDetector
 
-    det = detector("univariate")
+    det = detector("univariate")  # first: it opts out of onnxruntime's telemetry (ort_capi)
     assert isinstance(det, UnivariateDetector)
+    import onnxruntime as ort
+
     s = synthetic.make_stream("power", readings, np.random.default_rng(1))
     items = list(zip(s.t.tolist(), s.x.tolist(), strict=True))
+    name = det.model.session.inputs[0]
 
     def hub(size: int) -> float:
         state = StreamState()
@@ -272,20 +279,40 @@ def run_cost(readings: int = 20_000, batch: int = 256) -> None:
         return (time.perf_counter() - start) / readings * 1e6
 
     state = StreamState()
-    rows = np.asarray([state.features.step(t, x)[0] for t, x in items], dtype=np.float32)
+    rows = [state.features.step(t, x)[0] for t, x in items]
+    width = len(rows[0])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    binding = ort.InferenceSession(str(MODELS_DIR / det.model.card["file"]), options)
 
-    def bare(size: int) -> float:
+    def capi(size: int) -> float:
+        feeds = [
+            {name: Tensor.of_rows(rows[i : i + size], width)} for i in range(0, readings, size)
+        ]
         start = time.perf_counter()
-        for i in range(0, readings, size):
-            det.model.run(rows[i : i + size])
+        for feed in feeds:
+            det.model.run(feed)
+        return (time.perf_counter() - start) / readings * 1e6
+
+    def python(size: int) -> float:
+        array = np.asarray(rows, dtype=np.float32)
+        feeds = [{name: array[i : i + size]} for i in range(0, readings, size)]
+        start = time.perf_counter()
+        for feed in feeds:
+            binding.run(None, feed)
         return (time.perf_counter() - start) / readings * 1e6
 
     print(f"\n## Cost of the univariate detector ({readings} readings of one stream)\n")
-    print("| | detector µs/reading | bare onnxruntime call µs/reading | detector / bare |")
-    print("|---|---|---|---|")
+    print(
+        "| | detector µs/reading | its session call (C API) µs/reading "
+        "| onnxruntime Python binding µs/reading | detector / binding |"
+    )
+    print("|---|---|---|---|---|")
     for label, size in ((f"batches of {batch}", batch), ("one at a time", 1)):
-        ours, floor = min(hub(size) for _ in range(3)), min(bare(size) for _ in range(3))
-        print(f"| {label} | {ours:.1f} | {floor:.1f} | {ours / floor:.1f}x |")
+        ours = min(hub(size) for _ in range(3))
+        call = min(capi(size) for _ in range(3))
+        floor = min(python(size) for _ in range(3))
+        print(f"| {label} | {ours:.1f} | {call:.1f} | {floor:.1f} | {ours / floor:.1f}x |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

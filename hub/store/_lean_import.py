@@ -1,10 +1,11 @@
 """Import sqlite-utils without numpy.
 
 sqlite-utils imports numpy when it is installed, only to convert numpy scalars the hub never
-stores; numpy is installed for the anomaly models, and importing it costs the hub about 12 MB
-(measured: `import hub.daemon` peaks at 41.6 MiB without it, 53.4 MiB with it). Hiding numpy for
-the one import keeps it out of a hub that runs no models; numpy itself is untouched and imports
-normally for whoever needs it later.
+stores; numpy is installed (onnxruntime's wheel requires it, and `models score` reads CSV files
+with it), and importing it costs the hub about 12 MB (measured: `import hub.daemon` peaks at
+41.6 MiB without it, 53.4 MiB with it). Hiding numpy for the one import keeps it out of the daemon
+(whose models run without it: `models.ort_capi`); numpy itself is untouched and imports normally
+for whoever needs it later.
 """
 
 from __future__ import annotations

@@ -117,11 +117,11 @@ def build(seed: int, skab_dir: Path, directory: Path = MODELS_DIR) -> None:
         alarms = rows = 0
         for start in range(0, ts.size - 600, 1100):
             part = slice(start, start + 1100)
-            scores = det.score_table(ts[part], vals[part], None)[STREAMING["calibrate_rows"] :]
+            scores = _scores(det, ts[part], vals[part], None)[STREAMING["calibrate_rows"] :]
             alarms += int((scores >= det.threshold).sum())
             rows += scores.size
         whole = {
-            str(n): round(float(np.mean(det.score_table(ts, vals, n)[n:] >= det.threshold)), 4)
+            str(n): round(float(np.mean(_scores(det, ts, vals, n)[n:] >= det.threshold)), 4)
             for n in (STREAMING["calibrate_rows"], 2000)
         }
         card["metrics"] = {
@@ -135,3 +135,9 @@ def build(seed: int, skab_dir: Path, directory: Path = MODELS_DIR) -> None:
             "evaluation": EVALUATION,
         }
         write_card("water_system", card, directory)
+
+
+def _scores(
+    det: WaterDetector, ts: np.ndarray, vals: np.ndarray, calibrate: int | None
+) -> np.ndarray:
+    return np.asarray(det.score_table(ts.tolist(), vals.tolist(), calibrate))
