@@ -55,3 +55,15 @@ def read_json_object(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     return data
+
+
+def json_number(value: object) -> float | None:
+    """A number read from JSON as a float (NaN and infinities included: Python's json reads and
+    writes them); `None` for anything else: not a number (a bool is not one), or an integer no
+    float holds (JSON's integers have no bound: `float(10**400)` raises `OverflowError`)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hub.atomic_file import read_json_object, write_text
+from hub.atomic_file import json_number, read_json_object, write_text
 from models.features import PROFILE_SLOTS, WINDOW, UnivariateFeatures
 from models.likelihood import LikelihoodParams, LikelihoodState, Rarity
 from models.sustained import SustainedParams, SustainedState
@@ -83,6 +83,8 @@ def decode(data: Any, where: str = "state") -> Any:
     values = {}
     for name, f in fields.items():
         value = decode(data[name], f"{where}.{name}")
+        if _is_number(value) and json_number(value) is None:
+            raise StateFileError(f"{where}.{name}: a number too large for a float")
         if not _is_a(value, str(f.type)):
             raise StateFileError(f"{where}.{name}: {type(value).__name__} is not {f.type}")
         values[name] = value
@@ -90,11 +92,14 @@ def decode(data: Any, where: str = "state") -> Any:
 
 
 def _numbers(items: Any, where: str) -> list[float]:
-    if not isinstance(items, list) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in items
-    ):
-        raise StateFileError(f"{where}: not a list of numbers")
-    return [float(v) for v in items]
+    numbers = [json_number(v) for v in items] if isinstance(items, list) else [None]
+    if None in numbers:
+        raise StateFileError(f"{where}: not a list of numbers (each a float)")
+    return numbers  # type: ignore[return-value]  # no None, checked above
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _is_a(value: Any, annotation: str) -> bool:
@@ -103,7 +108,7 @@ def _is_a(value: Any, annotation: str) -> bool:
         base = kind.split("[")[0]
         if base == "None" and value is None:
             return True
-        number = isinstance(value, int | float) and not isinstance(value, bool)
+        number = _is_number(value)
         if number and (base == "float" or (base == "int" and isinstance(value, int))):
             return True
         if base == "deque" and isinstance(value, deque):
@@ -181,8 +186,11 @@ def load(
         raise StateFileError("no streams")
     out: dict[str, tuple[StreamState, float]] = {}
     for name, entry in streams.items():
-        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], int | float)):
+        if not (isinstance(entry, list) and len(entry) == 2):
             raise StateFileError(f"stream {name!r}: not [state, last_at]")
+        at = json_number(entry[1])
+        if at is None or not math.isfinite(at):
+            raise StateFileError(f"stream {name!r}: last_at is not finite")
         try:
             state = decode(entry[0], f"stream {name!r}")
         except RecursionError:
@@ -193,8 +201,5 @@ def load(
             check_shapes(state, likelihood, sustained)
         except StateFileError as err:
             raise StateFileError(f"stream {name!r}: {err}") from None
-        at = float(entry[1])
-        if not math.isfinite(at):
-            raise StateFileError(f"stream {name!r}: last_at is not finite")
         out[name] = (state, at)
     return out

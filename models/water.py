@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.atomic_file import json_number
 from models import matrix
 from models.features import SystemFeatures
 from models.ort_capi import Tensor
@@ -119,15 +120,14 @@ class Calibration:
         vectors = (mean, spread, *(precision if isinstance(precision, list) else [precision]))
         numbers = [*vectors, [limit]]
         if not all(isinstance(v, list) for v in numbers) or not all(
-            isinstance(x, int | float) and not isinstance(x, bool) for v in numbers for x in v
+            _is_numeric(x) for v in numbers for x in v
         ):
             raise ValueError("a value of the wrong type (a number, or a list of numbers)")
         if len(precision) != k or not all(len(v) == k for v in vectors):
             raise ValueError(f"'mean', 'spread' and 'precision' must fit {k} used columns")
-        flat = [float(x) for row in precision for x in row]
-        values = [*map(float, mean), *map(float, spread), *flat, float(limit)]
-        if not all(math.isfinite(x) for x in values) or min(spread) <= 0 or limit <= 0:
+        if not all(_is_number(x) for v in numbers for x in v) or min(spread) <= 0 or limit <= 0:
             raise ValueError("non-finite or non-positive values")
+        flat = [float(x) for row in precision for x in row]
         return cls(
             [float(x) for x in mean],
             [float(x) for x in spread],
@@ -137,8 +137,14 @@ class Calibration:
         )
 
 
+def _is_numeric(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _is_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite number (read from JSON: it may be NaN, infinite, or an integer too large)."""
+    number = json_number(v)
+    return number is not None and math.isfinite(number)
 
 
 #: The most rows a calibration stretch keeps: a longer stretch keeps every 2nd, 4th, ... row, so

@@ -169,6 +169,20 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
         (_edit("sustained.extra", 1), "differ from SustainedState's"),
         (_edit("features.window", {"deque": [], "maxlen": -1}), "a bad maxlen"),
         (lambda kept: {**kept, "streams": {"deep": [_nested(400), T0]}}, "differ from"),
+        # Valid JSON that no float holds: a 400-digit integer.
+        (
+            _edit("features.window", {"deque": [10**400] * 12, "maxlen": 12}),
+            "not a list of numbers",
+        ),
+        (_edit("features.mean", 10**400), "features.mean: a number too large for a float"),
+        (_edit("features.n", 10**400), "features.n: a number too large for a float"),
+        (
+            lambda kept: {
+                **kept,
+                "streams": {k: [v[0], 10**400] for k, v in kept["streams"].items()},
+            },
+            "last_at is not finite",
+        ),
     ],
 )
 async def test_a_state_file_that_cannot_be_used_is_said_and_the_streams_start_afresh(

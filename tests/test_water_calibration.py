@@ -110,6 +110,18 @@ def test_another_model_file_means_a_fresh_calibration(tmp_path: Path) -> None:
             ),
             "non-finite or non-positive",
         ),
+        (  # valid JSON, too large for a float
+            lambda kept: json.dumps(
+                {**kept, "calibration": {**kept["calibration"], "t2_limit": 10**400}}
+            ),
+            "non-finite or non-positive",
+        ),
+        (
+            lambda kept: json.dumps(
+                {**kept, "calibration": {**kept["calibration"], "mean": [10**400] * 6}}
+            ),
+            "non-finite or non-positive",
+        ),
         (
             lambda kept: json.dumps(
                 {**kept, "calibration": {**kept["calibration"], "spread": ["x"] * 6}}

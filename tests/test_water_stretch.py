@@ -108,6 +108,9 @@ def test_a_restart_resumes_the_stretch_where_it_was(tmp_path: Path) -> None:
         (lambda s: {**s, "rows": [[1.0] * 3]}, "rows of 8 numbers or nulls"),
         (lambda s: {**s, "rows": [["1"] * 8] * len(s["rows"])}, "rows of 8 numbers or nulls"),
         (lambda s: {**s, "first_at": s["last_at"] + 1}, "times in order"),
+        # A 400-digit integer is valid JSON and too large for a float.
+        (lambda s: {**s, "rows": [[10**400] * 8] * len(s["rows"])}, "rows of 8 numbers or nulls"),
+        (lambda s: {**s, "last_at": 10**400}, "times in order"),
         (lambda s: {k: v for k, v in s.items() if k != "rows"}, "no rows"),
     ],
 )
