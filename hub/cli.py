@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from hub import __version__, cli_incidents, cli_models, cli_replay
+from hub import __version__, cli_incidents, cli_maintenance, cli_models, cli_replay
 from hub.cli_common import EXIT_CONFIG, existing_database
 from hub.cli_output import ago, emit_json, table
 from hub.clock import duration
@@ -131,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     sync_flush.set_defaults(handler=_sync_flush)
 
     cli_models.add_parser(sub, _models)
+    cli_maintenance.add_parser(sub)
     cli_replay.add_parser(sub)
 
     sim = sub.add_parser("simulate", help="run simulated devices against the configured broker")

@@ -1,12 +1,13 @@
 """The updates long poll: dispatch decisions become new incident revisions (published on the bus,
-so MQTT republishes them); maintenance tasks go to the bus for the planner. The cursor is stored
-only after everything it covers has been applied, and applying is idempotent, so a crash in between
-applies the same updates again, harmlessly."""
+so MQTT republishes them); maintenance tasks are kept in the database (`homeguard-hub maintenance`
+lists them) and go to the bus. The cursor is stored only after everything it covers has been
+applied, and applying is idempotent, so a crash in between applies the same updates again,
+harmlessly."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -18,6 +19,7 @@ from hub.events import IncidentChanged, MaintenanceTask, MaintenanceTaskReceived
 from hub.incident import Contractor, Dispatch, DispatchStatus
 from hub.store import DbWorker, outbox
 from hub.store import incidents as incident_repo
+from hub.store import maintenance as maintenance_repo
 from sync.client import CloudError, DispatchClient
 from sync.link import Link, Sleep, retry_backoff
 
@@ -53,7 +55,7 @@ class _Task(_Wire):
     id: str
     title: str
     system: str
-    due: str
+    due: date
     priority: str
     every_days: int | None = None
     every_runtime_h: float | None = None
@@ -151,14 +153,17 @@ class UpdatesPoller:
                 id=t.id,
                 title=t.title,
                 system=t.system,
-                due=t.due,
+                due=t.due.isoformat(),
                 priority=t.priority,
                 every_days=t.every_days,
                 every_runtime_h=t.every_runtime_h,
                 estimated_cost=t.estimated_cost,
                 notes=t.notes,
             )
-            self._bus.publish(MaintenanceTaskReceived(task, update.at.timestamp()))
+            sent_at = update.at.timestamp()
+            if await self._db.run(maintenance_repo.keep, task, sent_at):
+                _log.info("maintenance task %s from the cloud: %s, due %s", t.id, t.title, task.due)
+            self._bus.publish(MaintenanceTaskReceived(task, sent_at))
             self.applied += 1
             return
         changed = await self._db.run(

@@ -9,10 +9,11 @@ import pytest
 
 from hub.cli import main
 from hub.cli_common import EXIT_NOT_FOUND
-from hub.events import IncidentKey, IncidentReport, Reading
+from hub.events import IncidentKey, IncidentReport, MaintenanceTask, Reading
 from hub.measurements import Measurement
 from hub.store import hubstate, open_database
 from hub.store import incidents as incident_repo
+from hub.store import maintenance as maintenance_repo
 from hub.store import readings as readings_repo
 
 
@@ -156,3 +157,51 @@ def test_status_says_how_many_streams_were_read_back_and_why_not(
     out = capsys.readouterr().out
     assert "anomaly detection: on, 7 streams (5 read back at start), 10 readings scored" in out
     assert f"anomaly state: {note}" in out
+
+
+def test_maintenance_lists_the_cloud_s_tasks_soonest_first(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = str(config)
+    assert main(["-c", c, "maintenance"]) == 0
+    assert capsys.readouterr().out.startswith("no maintenance tasks")
+    db = open_database(tmp_path / "data")
+    heater = MaintenanceTask(
+        "t-1", "Flush the water heater", "water_heater", "2099-12-01", "medium", every_days=365
+    )
+    pump = MaintenanceTask(
+        "t-2", "Test the sump pump", "plumbing", "2020-01-15", "high", every_runtime_h=500.0
+    )
+    assert maintenance_repo.keep(db, heater, 1000.0)
+    assert maintenance_repo.keep(db, pump, 1000.0)
+    assert not maintenance_repo.keep(db, pump, 999.0)  # sent before the kept one
+    tasks = _json(capsys, "-c", c, "maintenance", "--json")
+    assert [t["id"] for t in tasks] == ["t-2", "t-1"]  # type: ignore[index, union-attr]
+    assert tasks[1]["every_days"] == 365  # type: ignore[index]
+    assert main(["-c", c, "maintenance"]) == 0
+    header, _, pump_row, heater_row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["DUE", "PRIORITY", "SYSTEM", "REPEATS", "SENT", "TITLE"]
+    assert pump_row.startswith("2020-01-15 (overdue)  high")
+    assert "every 500 h of runtime" in pump_row
+    assert pump_row.endswith("Test the sump pump")
+    assert "(overdue)" not in heater_row
+    assert "every 365 d" in heater_row
+
+
+def test_a_maintenance_row_that_no_longer_reads_is_left_out(
+    config: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    db = open_database(tmp_path / "data")
+    task = MaintenanceTask("t-1", "Flush the water heater", "water_heater", "2099-12-01", "low")
+    maintenance_repo.keep(db, task, 1000.0)
+    db.execute(
+        "INSERT INTO maintenance_tasks (id, task, sent_at, due) VALUES (?, ?, ?, ?)",
+        ("t-9", '{"id": "t-9", "colour": "blue"}', 1000.0, "2099-01-01"),
+    )
+    db.conn.commit()
+    tasks = _json(capsys, "-c", str(config), "maintenance", "--json")
+    assert [t["id"] for t in tasks] == ["t-1"]  # type: ignore[index, union-attr]
+    assert "maintenance task 't-9' is unreadable" in caplog.text

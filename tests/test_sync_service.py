@@ -20,7 +20,9 @@ from hub.incident import DispatchStatus, Incident, Status
 from hub.measurements import Measurement
 from hub.store import DbWorker, open_database, outbox
 from hub.store import incidents as incident_repo
+from hub.store import maintenance as maintenance_repo
 from hub.store import readings as readings_repo
+from hub.store.db import MIGRATIONS
 from sync.link import LinkState
 from sync.server import RunningServer
 from sync.service import SyncService
@@ -28,6 +30,7 @@ from tests.sync_support import (
     HUB,
     FakeClock,
     Outage,
+    read_store,
     sync_config,
     time_flows,
     write_backlog,
@@ -147,11 +150,7 @@ async def _poller_waiting(cloud: RunningServer) -> None:
 
 
 def _cursor(data_dir: Path) -> Any:
-    db = open_database(data_dir)
-    try:
-        return outbox.get_state(db, outbox.STATE_CURSOR)
-    finally:
-        db.conn.close()
+    return read_store(data_dir, lambda db: outbox.get_state(db, outbox.STATE_CURSOR))
 
 
 async def test_dispatch_updates_become_revisions_and_reach_the_cloud(
@@ -281,18 +280,73 @@ async def test_the_cursor_is_stored_only_after_the_update_is_applied(
         assert _cursor(config.hub.data_dir) == cursor
 
 
-async def test_maintenance_tasks_go_to_the_bus(
+def _kept(data_dir: Path) -> list[tuple[str, str, str]]:
+    tasks = read_store(data_dir, maintenance_repo.kept)
+    return [(k.task.id, k.task.title, k.task.due) for k in tasks]
+
+
+async def _tasks(sub: Subscription[Any], n: int) -> list[MaintenanceTaskReceived]:
+    return [await _next(sub, MaintenanceTaskReceived) for _ in range(n)]
+
+
+async def test_maintenance_tasks_are_kept_and_go_to_the_bus(
     tmp_path: Path, cloud: RunningServer, clock: FakeClock, secret: bytes
 ) -> None:
     config = sync_config(tmp_path, cloud.url, secret)
-    cloud.queue_update(HUB, {"type": "maintenance", "task": _TASK})
+    data_dir = config.hub.data_dir
+    cloud.queue_update(HUB, {"type": "maintenance", "task": _TASK, "at": rfc3339(clock.t - 60)})
+    moved = {**_TASK, "title": "Flush and descale the water heater", "due": "2026-12-15"}
+    cloud.queue_update(HUB, {"type": "maintenance", "task": moved, "at": rfc3339(clock.t - 30)})
+    pump = {"id": "t-2", "title": "Test the sump pump", "system": "plumbing", "due": "2026-11-30"}
+    cursor = cloud.queue_update(
+        HUB, {"type": "maintenance", "task": {**pump, "priority": "high", "every_runtime_h": 500}}
+    )
     bus = Bus()
     sub = _subscribe(bus)
     async with running(config, clock, bus):
-        received = await _next(sub, MaintenanceTaskReceived)
+        received = await _tasks(sub, 3)
+        await _poller_waiting(cloud)
+    assert [r.task.id for r in received] == ["t-1", "t-1", "t-2"]
+    assert received[0].task.every_days == 365
+    assert received[2].task.every_runtime_h == 500
+    kept = [
+        ("t-2", "Test the sump pump", "2026-11-30"),
+        ("t-1", "Flush and descale the water heater", "2026-12-15"),  # the later version
+    ]
+    assert _kept(data_dir) == kept
+    assert _cursor(data_dir) == cursor
+
+    # As after a crash before the cursor was stored: all three come again, the older version of
+    # t-1 after the newer one is kept. Nothing changes.
+    db = open_database(data_dir)
+    outbox.set_state(db, {outbox.STATE_CURSOR: None})
+    db.conn.close()
+    async with running(config, clock, bus):
+        await _tasks(sub, 3)
+        await _poller_waiting(cloud)
+    assert _kept(data_dir) == kept
+
+
+async def test_a_task_that_cannot_be_kept_holds_the_cursor_back(
+    tmp_path: Path, cloud: RunningServer, clock: FakeClock, secret: bytes
+) -> None:
+    config = sync_config(tmp_path, cloud.url, secret)
+    data_dir = config.hub.data_dir
+    read_store(data_dir, lambda db: db.execute("DROP TABLE maintenance_tasks"))  # writes fail
+    cursor = cloud.queue_update(HUB, {"type": "maintenance", "task": _TASK})
+    bus = Bus()
+    sub = _subscribe(bus)
+    async with running(config, clock, bus):
+        await asyncio.wait_for(clock.sleeping("sync-updates"), 10)
+        assert _cursor(data_dir) is None  # not kept: not applied, and the cursor stays
+        assert sub.drain() == []
+        read_store(data_dir, MIGRATIONS[3])  # the table is back
+        await clock.next_wakeup()
+        (received,) = await _tasks(sub, 1)
+        await _poller_waiting(cloud)
+        assert _cursor(data_dir) == cursor
     assert received.task.id == "t-1"
-    assert received.task.system == "water_heater"
-    assert received.task.every_days == 365
+    assert _kept(data_dir) == [("t-1", "Flush the water heater", "2026-12-01")]
 
 
 async def test_heartbeat_and_hourly_telemetry(

@@ -116,8 +116,20 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE devices ADD COLUMN timeout_s REAL")
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    """Maintenance tasks the cloud sent, by task id (`hub/store/maintenance.py`)."""
+    db.execute(
+        """CREATE TABLE maintenance_tasks (
+            id TEXT PRIMARY KEY,
+            task TEXT NOT NULL,
+            sent_at REAL NOT NULL,
+            due TEXT NOT NULL
+        )"""
+    )
+
+
 #: Schema migrations, in order; `PRAGMA user_version` is how many have run. Append, never edit.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4)
 
 
 def open_database(data_dir: Path) -> sqlite_utils.Database:
