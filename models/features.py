@@ -46,6 +46,7 @@ _GAP_ALPHA = 0.05
 #: spread, 1e200 or 1.5e308 overflow to infinity and the stream would never score again. A
 #: univariate reading beyond it is refused like NaN; in a system's row it is a missing value.
 MAX_MAGNITUDE = 1e15
+MAX_MAGNITUDE_TEXT = f"{MAX_MAGNITUDE:.0e}".replace("e+", "e")  # "1e15"
 
 
 class Refusal(StrEnum):
@@ -54,7 +55,7 @@ class Refusal(StrEnum):
     TIME_UNREADABLE = "with a timestamp that is not a time"
     EARLIER = "earlier than a row before them"
     NO_VALUE = "with no number (empty, unreadable, NaN or infinite)"
-    TOO_LARGE = "with a value beyond ±" + f"{MAX_MAGNITUDE:.0e}".replace("e+", "e")
+    TOO_LARGE = "with a value beyond ±" + MAX_MAGNITUDE_TEXT
 
 
 def usable(x: float) -> bool:

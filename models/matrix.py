@@ -18,7 +18,8 @@ def mean_and_std(values: Sequence[float]) -> tuple[float, float]:
     if not finite:
         return math.nan, math.nan
     mean = math.fsum(finite) / len(finite)
-    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in finite) / len(finite))
+    deviations = [v - mean for v in finite]  # d * d: inf past 1e154, where ** raises
+    return mean, math.sqrt(math.fsum(d * d for d in deviations) / len(finite))
 
 
 def covariance(columns: Sequence[Sequence[float]]) -> list[list[float]]:

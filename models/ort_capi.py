@@ -99,12 +99,14 @@ class Tensor:
     def __post_init__(self) -> None:
         if self.values.typecode != "f":
             raise TypeError(f"a tensor holds float32 ('f'), not {self.values.typecode!r}")
-        if math.prod(self.shape) != len(self.values):
+        if min(self.shape, default=0) < 0 or math.prod(self.shape) != len(self.values):
             raise ValueError(f"shape {self.shape} does not hold {len(self.values)} values")
 
     @classmethod
     def of_rows(cls, rows: Sequence[Sequence[float]], width: int) -> Tensor:
-        """The (len(rows), width) tensor of `rows`."""
+        """The (len(rows), width) tensor of `rows` (`ValueError` unless each has `width`)."""
+        if any(len(row) != width for row in rows):
+            raise ValueError(f"rows of {width} values expected")
         return cls(array("f", itertools.chain.from_iterable(rows)), (len(rows), width))
 
     def column(self, j: int) -> list[float]:
@@ -189,9 +191,13 @@ class _Api:
         """An input's or output's name (the library allocates it; freed here)."""
         at = self.out_pointer(getter, session, index, self.allocator)
         try:
-            return ctypes.string_at(at).decode()
+            raw = ctypes.string_at(at)
         finally:
             self.call("AllocatorFree", self.allocator, at)
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            raise OrtError(f"a graph name is not UTF-8: {raw!r:.60}") from None
 
 
 _api_lock = threading.Lock()
@@ -265,7 +271,7 @@ class Session:
             raise OrtError(f"the model takes inputs {list(self.inputs)}, got {list(feeds)}")
         given = [feeds[name] for name in self.inputs]
         results = [
-            _zeros(tuple(fixed or given[i].shape[a] for fixed, i, a in shape))
+            _zeros(tuple(given[i].shape[a] if fixed is None else fixed for fixed, i, a in shape))
             for shape in self._shapes
         ]
         ort = self._ort
@@ -322,16 +328,25 @@ def _declared(ort: _Api, session: int, kind: str, index: int) -> _Declared:
         ort.call("GetDimensions", tensor, dims, rank)
         symbols = (ctypes.c_char_p * rank)()
         ort.call("GetSymbolicDimensions", tensor, symbols, rank)
+        # Copied out before the release: the names live in the type info's memory.
+        named = tuple((s or b"").decode(errors="replace") for s in symbols)
     finally:
         ort.release("TypeInfo", info)
-    named = tuple((s or b"").decode() for s in symbols)
     return _Declared(name, element.value, tuple(dims), named)
 
 
-def _output_shape(out: _Declared, ins: Sequence[_Declared]) -> list[tuple[int, int, int]]:
-    """How to size `out` at a run: per dimension (its fixed size, 0), or (0, input, axis) whose
-    size it takes; `OrtError` if an open dimension is named like no input's."""
-    plan = []
+#: How to size one dimension of an output at a run: (its fixed size, -, -), or (None, input,
+#: axis): that input's size along that axis.
+_Sizing = tuple[int | None, int, int]
+
+
+def _output_shape(out: _Declared, ins: Sequence[_Declared]) -> list[_Sizing]:
+    """How to size `out` at a run, dimension by dimension; `OrtError` if an open dimension is
+    named like no input's, or if `out` is an input passed through (onnxruntime leaves a buffer
+    given for such an output untouched)."""
+    if any(given.name == out.name for given in ins):
+        raise OrtError(f"output {out.name} is the graph's input passed through")
+    plan: list[_Sizing] = []
     for d, (size, symbol) in enumerate(zip(out.dims, out.symbols, strict=True)):
         if size >= 0:
             plan.append((size, 0, 0))
@@ -347,7 +362,7 @@ def _output_shape(out: _Declared, ins: Sequence[_Declared]) -> list[tuple[int, i
                 f"output {out.name}: dimension {d} ({symbol or 'unnamed'}) is open and no "
                 "input's dimension of that name sizes it"
             )
-        plan.append((0, *found[0]))
+        plan.append((None, *found[0]))
     return plan
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from hub.atomic_file import json_number
 from models import matrix
-from models.features import SystemFeatures
+from models.features import MAX_MAGNITUDE_TEXT, SystemFeatures, usable
 from models.ort_capi import Tensor
 from models.runtime import LoadedModel
 
@@ -127,12 +127,14 @@ class Calibration:
             raise ValueError(f"'mean', 'spread' and 'precision' must fit {k} used columns")
         if not all(_is_number(x) for v in numbers for x in v) or min(spread) <= 0 or limit <= 0:
             raise ValueError("non-finite or non-positive values")
-        flat = [float(x) for row in precision for x in row]
+        precision32 = array("f", [float(x) for row in precision for x in row])
+        if not all(math.isfinite(x) for x in precision32):
+            raise ValueError("non-finite or non-positive values ('precision' beyond float32)")
         return cls(
             [float(x) for x in mean],
             [float(x) for x in spread],
-            used,
-            Tensor(array("f", flat), (k, k)),
+            list(used),
+            Tensor(precision32, (k, k)),
             float(limit),
         )
 
@@ -188,9 +190,11 @@ class Stretch:
         if not (
             isinstance(rows, list)
             and all(isinstance(r, list) and len(r) == columns for r in rows)
-            and all(v is None or _is_number(v) for r in rows for v in r)
+            and all(v is None or (_is_number(v) and usable(v)) for r in rows for v in r)
         ):
-            raise ValueError(f"'rows' must be rows of {columns} numbers or nulls")
+            raise ValueError(
+                f"'rows' must be rows of {columns} numbers or nulls (within ±{MAX_MAGNITUDE_TEXT})"
+            )
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (seen, stride)):
             raise ValueError("'seen' and 'stride' must be integers")
         if not (_is_number(first) and _is_number(last) and first <= last):

@@ -39,3 +39,9 @@ def test_mean_and_std_skip_missing_values_like_nanmean_and_nanstd() -> None:
     assert std == pytest.approx(float(np.nanstd(values)), rel=1e-15)
     nothing = matrix.mean_and_std([math.nan, math.nan])
     assert all(math.isnan(v) for v in nothing)
+
+
+def test_mean_and_std_of_values_whose_squares_overflow_is_infinite_not_an_error() -> None:
+    mean, std = matrix.mean_and_std([1e160, -1e160, 0.0])
+    assert mean == 0.0
+    assert std == math.inf

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from array import array
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -135,8 +136,12 @@ def test_a_tensor_is_float32_of_its_shape() -> None:
         Tensor(array("d", [1.0]), (1,))
     with pytest.raises(ValueError, match=r"shape \(2, 2\) does not hold 3 values"):
         Tensor(array("f", [1.0, 2.0, 3.0]), (2, 2))
-    with pytest.raises(ValueError, match=r"\(2, 3\) does not hold 5"):
+    with pytest.raises(ValueError, match="rows of 3 values expected"):
         Tensor.of_rows([[1.0, 2.0, 3.0], [4.0, 5.0]], 3)
+    with pytest.raises(ValueError, match="rows of 2 values expected"):
+        Tensor.of_rows([[1.0, 2.0, 3.0], [4.0]], 2)  # as many values as 2 x 2, ragged
+    with pytest.raises(ValueError, match=r"shape \(-1, -4\) does not hold 4"):
+        Tensor(array("f", [1.0] * 4), (-1, -4))
 
 
 def test_a_library_that_cannot_be_loaded_is_named() -> None:
@@ -204,3 +209,67 @@ def test_a_graph_whose_output_no_input_sizes_is_refused_at_load(tmp_path: Path) 
     out = session.run({"x": Tensor.of_rows([[-1.0], [2.0], [-3.0]], 1)})
     assert out[0].shape == (3, 1)
     assert out[0].column(0) == [0.0, 2.0, 0.0]
+
+
+def test_the_graphs_declared_shapes_are_read_intact_whatever_freed_memory_holds() -> None:
+    """The dimension names live in onnxruntime's type info: they are copied out before it is
+    released (glibc's perturb fills freed memory, so reading it after would show)."""
+    script = """
+from models.runtime import load
+for name in ("univariate", "water_system"):
+    print(name, load(name).session._shapes)
+"""
+    env = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.tcache_count=0:glibc.malloc.perturb=65"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "univariate [[(None, 0, 0), (1, 0, 0)]]",
+        "water_system [[(None, 0, 0), (1, 0, 0)]]",
+    ]
+
+
+def _graph(nodes: list[Any], inputs: list[Any], outputs: list[Any], inits: Any = ()) -> bytes:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())
+
+
+def test_a_graph_name_that_is_not_utf8_is_refused_as_a_model_error(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("xQ", TensorProto.FLOAT, ["N", 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])
+    data = _graph([helper.make_node("Relu", ["xQ"], ["y"])], [x], [y]).replace(b"xQ", b"x\xff")
+    (tmp_path / "m.onnx").write_bytes(data)
+    card = {"file": "m.onnx", "version": "0", "sha256": runtime.sha256_of(data)}
+    (tmp_path / "m.card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="a graph name is not UTF-8"):
+        load("m", tmp_path)
+
+
+def test_an_input_passed_through_as_an_output_is_refused_at_load() -> None:
+    """onnxruntime would leave the buffer given for that output untouched (zeros)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])
+    data = _graph([helper.make_node("Relu", ["x"], ["y"])], [x], [y, x])
+    with pytest.raises(OrtError, match="output x is the graph's input passed through"):
+        Session(data)
+
+
+def test_an_output_of_fixed_size_zero_is_sized_zero() -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])
+    empty = helper.make_tensor_value_info("e", TensorProto.FLOAT, [0])
+    nothing = helper.make_tensor("nothing", TensorProto.FLOAT, [0], [])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["y"]),
+        helper.make_node("Constant", [], ["e"], value=nothing),
+    ]
+    session = Session(_graph(nodes, [x], [y, empty]))
+    out = session.run({"x": Tensor.of_rows([[-1.0], [2.0]], 1)})
+    assert [(t.shape, t.values.tolist()) for t in out] == [((2, 1), [0.0, 2.0]), ((0,), [])]

@@ -110,6 +110,18 @@ def test_another_model_file_means_a_fresh_calibration(tmp_path: Path) -> None:
             ),
             "non-finite or non-positive",
         ),
+        (  # a float64, beyond float32: onnxruntime would get an infinity
+            lambda kept: json.dumps(
+                {
+                    **kept,
+                    "calibration": {
+                        **kept["calibration"],
+                        "precision": [[1e39] * 6] * 6,
+                    },
+                }
+            ),
+            "'precision' beyond float32",
+        ),
         (  # valid JSON, too large for a float
             lambda kept: json.dumps(
                 {**kept, "calibration": {**kept["calibration"], "t2_limit": 10**400}}
