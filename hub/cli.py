@@ -281,6 +281,11 @@ def _status(args: argparse.Namespace, config: Config) -> int:
     for key in ("incident_last_error", "recorder_last_error"):
         if store.get(key):
             print(f"  STORE PROBLEM: {store[key]}")
+    for name, error in (state.get("stopped_services") or {}).items():
+        print(
+            f"  STOPPED: {name} ({error}); the hub runs on without it until it restarts "
+            "(`sudo systemctl restart homeguard-hub`; the log has the traceback)"
+        )
     anomaly = state.get("anomaly")
     if isinstance(anomaly, dict):
         problem = anomaly.get("problem")

@@ -150,6 +150,7 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
                     "readings_written": recorder.written,
                 },
                 "cloud": "not configured" if sync is None else sync.status(),
+                "stopped_services": dict(optional.stopped),
             }
 
         health = HealthReporter(db=db, clock=clock, probe=probe)
@@ -164,9 +165,9 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             if not registered:
                 tg.create_task(_register_devices_later(db, devices), name="register-devices")
             if sync is not None:
-                tg.create_task(sync.run(), name="sync")
+                tg.create_task(contained("sync", sync.run(), optional.stopped), name="sync")
             for name, job in optional.jobs.items():
-                tg.create_task(job, name=name)
+                tg.create_task(contained(name, job, optional.stopped), name=name)
             sdnotify.notify("READY=1")
             await mqtt.ready.wait()
             gc.collect()
@@ -180,6 +181,21 @@ class _Optional:
 
     jobs: dict[str, Coroutine[Any, Any, None]] = field(default_factory=dict)
     status: dict[str, Callable[[], object]] = field(default_factory=dict)
+    #: Services stopped by an unexpected error (`contained`): name -> the error.
+    stopped: dict[str, str] = field(default_factory=dict)
+
+
+async def contained(name: str, job: Coroutine[Any, Any, None], stopped: dict[str, str]) -> None:
+    """Run a service the home's protection does not depend on (cloud sync, the anomaly models,
+    the serial and BLE drivers, mDNS, the simulator): an unexpected error ends that service
+    alone, logged with its traceback and shown by `homeguard-hub status`, instead of ending the
+    task group and, with it, the leak path. Each such service handles the faults it expects;
+    this is for the ones nobody expected (a systemd restart would only meet them again)."""
+    try:
+        await job
+    except Exception as err:  # noqa: BLE001 - the point: nothing escapes to the task group
+        stopped[name] = f"{type(err).__name__}: {err}"
+        _log.exception("%s stopped on an unexpected error; the hub runs on without it", name)
 
 
 def _optional(

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.atomic_file import read_json_object, write_json
+from hub.atomic_file import json_number, read_json_object, write_json
 from hub.clock import duration
 from hub.config import recalibrate_marker
 from hub.events import Reading
@@ -151,7 +151,7 @@ class WaterRows:
 
     def _restore(self) -> None:
         path = self.config.calibration_file
-        if path is None or not path.exists():
+        if path is None:
             return
         try:
             data = read_json_object(path)
@@ -171,14 +171,19 @@ class WaterRows:
             if "stretch" in data and "calibration" not in data:  # a stretch still being taken
                 self._state.stretch = Stretch.from_json(data["stretch"], len(COLUMNS))
             else:
+                calibrated_at = json_number(data.get("calibrated_at", 0.0))
+                if calibrated_at is None or not math.isfinite(calibrated_at):
+                    raise ValueError("'calibrated_at' is not a time")
                 self._state.calibration = Calibration.from_json(data.get("calibration"))
+                self._calibrated_at = calibrated_at
+        except FileNotFoundError:
+            return
         except (OSError, ValueError) as err:
             self._note(f"{path} is unusable ({err}): calibrating afresh")
             return
         self.restored = True
         if self.calibrated:
             self._kept = True
-            self._calibrated_at = float(data.get("calibrated_at", 0.0))
             _log.info(
                 "water system: calibration of %s restored from %s", data.get("calibrated_at"), path
             )
@@ -219,7 +224,11 @@ class WaterRows:
         if path is None:
             return False
         marker = recalibrate_marker(path)
-        if not marker.exists():
+        try:
+            if not marker.exists():
+                return False
+        except OSError as err:  # said; looked for again at the next write
+            self._note(f"cannot look for `models recalibrate`'s marker {marker.name} ({err})")
             return False
         self._state = self.detector.new_state(self.config.calibrate_rows, self.config.calibrate_s)
         self.restored = self._kept = False

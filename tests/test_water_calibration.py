@@ -110,6 +110,11 @@ def test_another_model_file_means_a_fresh_calibration(tmp_path: Path) -> None:
             ),
             "non-finite or non-positive",
         ),
+        (
+            lambda kept: json.dumps({**kept, "calibrated_at": "2026-11-20T08:00:00Z"}),
+            "calibrated_at",
+        ),
+        (lambda kept: json.dumps({**kept, "calibrated_at": 10**400}), "calibrated_at"),
         (  # a float64, beyond float32: onnxruntime would get an infinity
             lambda kept: json.dumps(
                 {
@@ -170,3 +175,17 @@ def test_a_calibration_that_cannot_be_kept_is_said_and_scoring_goes_on(tmp_path:
     assert len(scores) == ROWS + 20
     assert rows.calibration_note is not None
     assert "cannot keep the calibration" in rows.calibration_note
+
+
+def test_a_calibration_file_that_cannot_even_be_looked_for_is_said_and_scoring_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Any OSError while looking for the file or `models recalibrate`'s marker (a data dir the
+    service user may not enter; here, a marker name past NAME_MAX, which root meets too)."""
+    path = tmp_path / ("w" * 250 + ".json")  # the marker beside it: 262 characters
+    rows = water_rows(_config(path))
+    assert not rows.calibrated
+    assert rows.calibration_note is not None
+    assert "File name too long" in rows.calibration_note
+    rows.score(pump_seconds(range(ROWS + 20), seed=1))
+    assert rows.calibrated  # calibrated all the same, kept in memory
