@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import ssl
 import stat
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ MAX_BODY_BYTES = 1024 * 1024
 MIN_SECRET_BYTES = 32
 #: A 401 whose `server_time` is further than this from our clock is blamed on the clock.
 SKEW_BLAME_S = MAX_SKEW_S * 0.9
+#: The largest revision or count the hub can hold (SQLite's INTEGER).
+MAX_WHOLE = 2**63 - 1
 
 
 class CloudError(Exception):
@@ -194,7 +197,7 @@ class DispatchClient:
         data = await self._request("POST", "incidents", _envelope("incidents", bodies))
         try:
             results = [
-                ItemResult(str(r["id"]), int(r["revision"]), str(r["result"]), r.get("error"))
+                ItemResult(str(r["id"]), _whole(r["revision"]), str(r["result"]), _text(r))
                 for r in data["results"]
             ]
         except (KeyError, TypeError, ValueError) as err:
@@ -206,7 +209,7 @@ class DispatchClient:
     async def post_telemetry(self, bodies: list[str]) -> int:
         data = await self._request("POST", "telemetry", _envelope("rollups", bodies))
         try:
-            return int(data["accepted"])
+            return _whole(data["accepted"], len(bodies))
         except (KeyError, TypeError, ValueError) as err:
             raise ServerError(f"malformed telemetry answer: {err!r}") from err
 
@@ -224,7 +227,7 @@ class DispatchClient:
             nxt = data["next"]
         except (KeyError, TypeError) as err:
             raise ServerError(f"malformed updates answer: {err!r}") from err
-        if not isinstance(updates, list) or not isinstance(nxt, str):
+        if not isinstance(updates, list) or not isinstance(nxt, str) or not _is_unicode(nxt):
             raise ServerError("malformed updates answer")
         return updates, nxt
 
@@ -301,7 +304,7 @@ class DispatchClient:
             return Unauthorized(message)
         try:
             server = parse_rfc3339(server_time)
-        except ValueError:
+        except (ValueError, OverflowError):
             return Unauthorized(message)
         skew = server - now
         self.clock_offset_s = skew if abs(skew) > SKEW_BLAME_S else 0.0
@@ -324,9 +327,38 @@ def _envelope(key: str, bodies: list[str]) -> bytes:
 def _json(response: httpx.Response) -> dict[str, Any] | None:
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         return None
     return data if isinstance(data, dict) else None
+
+
+def _whole(value: object, most: int = MAX_WHOLE) -> int:
+    """A revision or count from the server: a JSON integer from 0 to `most` (3.0 is 3, as JSON
+    Schema reads it). ValueError for anything else: true, "3", 3.5, NaN, Infinity, 400 digits."""
+    if isinstance(value, float) and value.is_integer():  # never NaN or Infinity
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"not an integer: {value!r:.40}")
+    if not 0 <= value <= most:
+        raise ValueError(f"not an integer from 0 to {most}: {value!r:.40}")
+    return value
+
+
+def _text(result: dict[str, Any]) -> str | None:
+    """A result's `error`, as text the hub can store and log (what UTF-8 cannot hold escaped)."""
+    error = result.get("error")
+    if error is None:
+        return None
+    return str(error).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a string JSON allowed but UTF-8 cannot hold (a lone surrogate, from `\\ud800`)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _retry_after(value: str | None, server_now: float) -> float | None:
@@ -337,12 +369,12 @@ def _retry_after(value: str | None, server_now: float) -> float | None:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        seconds = float(value)
+        seconds = float(value)  # Infinity for 309 digits or more: no usable wait
     else:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # Overflow: fields of 20 digits
             return None
         # An HTTP-date is GMT; a zone-less one ("-0000") must not be read as local time.
         seconds = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - server_now
-    return seconds if seconds > 0 else None
+    return seconds if 0 < seconds < math.inf else None

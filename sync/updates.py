@@ -7,10 +7,18 @@ harmlessly."""
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 
 from hub.bus import Bus
 from hub.clock import Clock
@@ -34,11 +42,25 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+def _storable(value: datetime) -> datetime:
+    """The hub keeps a time as POSIX seconds and writes it back in RFC 3339 UTC: it must survive
+    that trip, so fall in the years 1 to 9999 in UTC (after the float's rounding, too)."""
+    try:
+        datetime.fromtimestamp(value.timestamp(), UTC)
+    except (ValueError, OverflowError, OSError) as err:
+        raise ValueError("the time must fall in the years 1 to 9999 in UTC") from err
+    return value
+
+
+#: A time on the wire (RFC 3339, so with a zone) that the hub can keep.
+_Time = Annotated[AwareDatetime, AfterValidator(_storable)]
+
+
 class _Contractor(_Wire):
     id: str
     name: str
     phone: str | None = None
-    eta: datetime | None = None
+    eta: _Time | None = None
 
 
 class _DispatchUpdate(_Wire):
@@ -48,7 +70,7 @@ class _DispatchUpdate(_Wire):
     status: DispatchStatus
     contractor: _Contractor | None = None
     note: str | None = None
-    at: datetime
+    at: _Time
 
 
 class _Task(_Wire):
@@ -67,7 +89,7 @@ class _MaintenanceUpdate(_Wire):
     type: Literal["maintenance"]
     cursor: str | None = None
     task: _Task
-    at: datetime
+    at: _Time
 
 
 _Update: TypeAdapter[_DispatchUpdate | _MaintenanceUpdate] = TypeAdapter(
@@ -84,6 +106,21 @@ def parse_dispatch(u: _DispatchUpdate) -> Dispatch:
         contractor=None if c is None else Contractor(c.id, c.name, c.phone, eta),
         eta=eta,
         note=u.note,
+    )
+
+
+def _maintenance_task(u: _MaintenanceUpdate) -> MaintenanceTask:
+    t = u.task
+    return MaintenanceTask(
+        id=t.id,
+        title=t.title,
+        system=t.system,
+        due=t.due.isoformat(),
+        priority=t.priority,
+        every_days=t.every_days,
+        every_runtime_h=t.every_runtime_h,
+        estimated_cost=t.estimated_cost,
+        notes=t.notes,
     )
 
 
@@ -137,47 +174,54 @@ class UpdatesPoller:
             backoff.reset()
 
     async def _apply(self, raw: Any) -> None:
+        """Apply one update. One the hub cannot understand or keep is skipped (and logged), so the
+        cursor moves past it; a `StoreError` is not about the update: it goes up, and holds the
+        cursor back."""
         try:
             update = _Update.validate_python(raw)
         except ValidationError as err:
-            self.skipped += 1
-            _log.warning(
-                "ignoring an update the hub does not understand (%d problems): %s",
-                err.error_count(),
-                err.errors()[0]["msg"],
-            )
+            self._skip(err.error_count(), err.errors()[0]["msg"])
             return
+        try:
+            event = await self._keep(update)
+        except (ValueError, OverflowError) as err:
+            # What validation let through but the hub cannot convert or store (text that is not
+            # Unicode, say): the write was rolled back, and a retry would fail the same way.
+            self._skip(1, f"{type(err).__name__}: {err}")
+            return
+        self.applied += 1
+        if event is not None:
+            self._bus.publish(event)
+
+    async def _keep(
+        self, update: _DispatchUpdate | _MaintenanceUpdate
+    ) -> IncidentChanged | MaintenanceTaskReceived | None:
+        """Store what the update says; the event for the bus (None: nothing changed)."""
         if isinstance(update, _MaintenanceUpdate):
-            t = update.task
-            task = MaintenanceTask(
-                id=t.id,
-                title=t.title,
-                system=t.system,
-                due=t.due.isoformat(),
-                priority=t.priority,
-                every_days=t.every_days,
-                every_runtime_h=t.every_runtime_h,
-                estimated_cost=t.estimated_cost,
-                notes=t.notes,
-            )
-            sent_at = update.at.timestamp()
+            task, sent_at = _maintenance_task(update), update.at.timestamp()
             if await self._db.run(maintenance_repo.keep, task, sent_at):
-                _log.info("maintenance task %s from the cloud: %s, due %s", t.id, t.title, task.due)
-            self._bus.publish(MaintenanceTaskReceived(task, sent_at))
-            self.applied += 1
-            return
+                _log.info(
+                    "maintenance task %s from the cloud: %s, due %s", task.id, task.title, task.due
+                )
+            return MaintenanceTaskReceived(task, sent_at)
         changed = await self._db.run(
             incident_repo.record_dispatch,
             update.incident_id,
             parse_dispatch(update),
             self._clock.now(),
         )
-        self.applied += 1
-        if changed is not None:
-            _log.info(
-                "dispatch update for incident %s: %s (revision %d)",
-                changed.id,
-                update.status.value,
-                changed.revision,
-            )
-            self._bus.publish(IncidentChanged(changed, changed.updated_at))
+        if changed is None:
+            return None
+        _log.info(
+            "dispatch update for incident %s: %s (revision %d)",
+            changed.id,
+            update.status.value,
+            changed.revision,
+        )
+        return IncidentChanged(changed, changed.updated_at)
+
+    def _skip(self, problems: int, first: str) -> None:
+        self.skipped += 1
+        _log.warning(
+            "ignoring an update the hub does not understand (%d problems): %s", problems, first
+        )
