@@ -10,7 +10,7 @@ import enum
 import json
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from hub.clock import parse_rfc3339, rfc3339
 
@@ -287,21 +287,21 @@ def _dispatch_to_wire(d: Dispatch) -> dict[str, Any]:
     return out
 
 
-def _dispatch_from_wire(data: dict[str, Any]) -> Dispatch:
-    c = data.get("contractor")
+def _dispatch_from_wire(d: _Obj) -> Dispatch:
+    c = d.opt_obj("contractor")
     return Dispatch(
-        status=DispatchStatus(data["status"]),
-        at=parse_rfc3339(data["at"]),
+        status=d.member("status", DispatchStatus),
+        at=d.time("at"),
         contractor=None
         if c is None
         else Contractor(
-            id=c["id"],
-            name=c["name"],
-            phone=c.get("phone"),
-            eta=None if c.get("eta") is None else parse_rfc3339(c["eta"]),
+            id=c.text("id"),
+            name=c.text("name"),
+            phone=c.opt_text("phone"),
+            eta=c.opt_time("eta"),
         ),
-        eta=None if data.get("eta") is None else parse_rfc3339(data["eta"]),
-        note=data.get("note"),
+        eta=d.opt_time("eta"),
+        note=d.opt_text("note"),
     )
 
 
@@ -352,49 +352,165 @@ def to_wire(incident: Incident) -> dict[str, Any]:
     }
 
 
-def from_wire(data: dict[str, Any], *, key: str) -> Incident:
-    """Inverse of `to_wire` (the store keeps the wire JSON of each revision)."""
+class WireFormatError(ValueError):
+    """Wire JSON that does not read as an incident; the message names the field and why."""
+
+
+_E = TypeVar("_E", bound=enum.StrEnum)
+_MISSING: Any = object()
+
+
+def _what(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+class _Obj:
+    """One JSON object of an incident's wire form, read field by field with the types `to_wire`
+    writes: anything else is a `WireFormatError` naming the field (`source.kind`, `actions[2]`)."""
+
+    __slots__ = ("_data", "_where")
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise WireFormatError(f"{where or 'the incident'} is {_what(data)}, not an object")
+        self._data: dict[str, Any] = data
+        self._where = where
+
+    def path(self, name: str) -> str:
+        return f"{self._where}.{name}" if self._where else name
+
+    def raw(self, name: str, default: Any = _MISSING) -> Any:
+        if name in self._data:
+            return self._data[name]
+        if default is _MISSING:
+            raise WireFormatError(f"{self.path(name)} is missing")
+        return default
+
+    def _wrong(self, name: str, value: Any, expected: str) -> WireFormatError:
+        return WireFormatError(f"{self.path(name)} is {_what(value)}, not {expected}")
+
+    def text(self, name: str) -> str:
+        value = self.raw(name)
+        if not isinstance(value, str):
+            raise self._wrong(name, value, "a string")
+        return value
+
+    def opt_text(self, name: str, *, required: bool = False) -> str | None:
+        value = self.raw(name) if required else self.raw(name, None)
+        if value is not None and not isinstance(value, str):
+            raise self._wrong(name, value, "a string or null")
+        return value
+
+    def integer(self, name: str, default: Any = _MISSING) -> int:
+        value = self.raw(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._wrong(name, value, "an integer")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.raw(name, default)
+        if not isinstance(value, bool):
+            raise self._wrong(name, value, "true or false")
+        return value
+
+    def time(self, name: str) -> float:
+        value = self.text(name)
+        try:
+            return parse_rfc3339(value)
+        except (ValueError, OverflowError, OSError) as err:
+            raise WireFormatError(f"{self.path(name)} {value!r} is not a time ({err})") from err
+
+    def opt_time(self, name: str, *, required: bool = False) -> float | None:
+        value = self.raw(name) if required else self.raw(name, None)
+        return None if value is None else self.time(name)
+
+    def member(self, name: str, kind: type[_E]) -> _E:
+        value = self.raw(name)
+        if not isinstance(value, str) or value not in kind._value2member_map_:
+            raise WireFormatError(f"{self.path(name)}: {value!r} is not a valid {kind.__name__}")
+        return kind(value)
+
+    def obj(self, name: str) -> _Obj:
+        return _Obj(self.raw(name), self.path(name))
+
+    def opt_obj(self, name: str) -> _Obj | None:
+        value = self.raw(name, None)
+        return None if value is None else _Obj(value, self.path(name))
+
+    def items(self, name: str) -> list[Any]:
+        value = self.raw(name)
+        if not isinstance(value, list):
+            raise self._wrong(name, value, "a list")
+        return value
+
+    def objs(self, name: str) -> list[_Obj]:
+        return [_Obj(v, f"{self.path(name)}[{n}]") for n, v in enumerate(self.items(name))]
+
+    def texts(self, name: str) -> tuple[str, ...]:
+        values = self.items(name)
+        for n, v in enumerate(values):
+            if not isinstance(v, str):
+                raise WireFormatError(f"{self.path(name)}[{n}] is {_what(v)}, not a string")
+        return tuple(values)
+
+    def value(self, name: str) -> float | bool | str:
+        value = self.raw(name)
+        if not isinstance(value, int | float | str):  # bool is an int
+            raise self._wrong(name, value, "a number, true, false or a string")
+        return value
+
+
+def from_wire(data: Any, *, key: str) -> Incident:
+    """Inverse of `to_wire` (the store keeps the wire JSON of each revision).
+
+    Raises `WireFormatError` (a `ValueError` naming the field) for anything that does not read as an
+    incident: not an object, a missing field, a wrong type, an unknown value (one a newer release
+    writes), a time that is not one. Nothing else.
+    """
+    d = _Obj(data, "")
+    source = d.obj("source")
+    dispatch = d.opt_obj("dispatch")
     return Incident(
-        id=data["id"],
-        revision=int(data["revision"]),
-        hub_id=data["hub_id"],
+        id=d.text("id"),
+        revision=d.integer("revision"),
+        hub_id=d.text("hub_id"),
         key=key,
-        emergency_type=EmergencyType(data["emergency_type"]),
-        severity=Severity(data["severity"]),
-        status=Status(data["status"]),
-        title=data["title"],
-        location=data["location"],
-        detected_at=parse_rfc3339(data["detected_at"]),
-        updated_at=parse_rfc3339(data["updated_at"]),
-        resolved_at=None if data["resolved_at"] is None else parse_rfc3339(data["resolved_at"]),
-        source_kind=SourceKind(data["source"]["kind"]),
-        source_id=data["source"]["id"],
-        source_version=data["source"]["version"],
-        sensors=tuple(data["sensors"]),
+        emergency_type=d.member("emergency_type", EmergencyType),
+        severity=d.member("severity", Severity),
+        status=d.member("status", Status),
+        title=d.text("title"),
+        location=d.opt_text("location", required=True),
+        detected_at=d.time("detected_at"),
+        updated_at=d.time("updated_at"),
+        resolved_at=d.opt_time("resolved_at", required=True),
+        source_kind=source.member("kind", SourceKind),
+        source_id=source.text("id"),
+        source_version=source.text("version"),
+        sensors=d.texts("sensors"),
         evidence=tuple(
             IncidentEvidence(
-                sensor_id=e["sensor_id"],
-                measurement=e["measurement"],
-                value=e["value"],
-                unit=e["unit"],
-                at=parse_rfc3339(e["at"]),
+                sensor_id=e.text("sensor_id"),
+                measurement=e.text("measurement"),
+                value=e.value("value"),
+                unit=e.opt_text("unit", required=True),
+                at=e.time("at"),
             )
-            for e in data["evidence"]
+            for e in d.objs("evidence")
         ),
         actions=tuple(
             IncidentAction(
-                action=ActionKind(a["action"]),
-                target=a["target"],
-                at=parse_rfc3339(a["at"]),
-                result=ActionOutcome(a["result"]),
-                attempts=int(a.get("attempts", 1)),
-                detail=a.get("detail"),
+                action=a.member("action", ActionKind),
+                target=a.text("target"),
+                at=a.time("at"),
+                result=a.member("result", ActionOutcome),
+                attempts=a.integer("attempts", 1),
+                detail=a.opt_text("detail"),
             )
-            for a in data["actions"]
+            for a in d.objs("actions")
         ),
-        response_plan=tuple(data["response_plan"]),
-        escalated=bool(data.get("escalated", False)),
-        dispatch=None if data.get("dispatch") is None else _dispatch_from_wire(data["dispatch"]),
+        response_plan=d.texts("response_plan"),
+        escalated=d.flag("escalated", False),
+        dispatch=None if dispatch is None else _dispatch_from_wire(dispatch),
     )
 
 
