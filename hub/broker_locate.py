@@ -12,7 +12,9 @@ _log = logging.getLogger(__name__)
 
 async def locate_broker(mqtt: MqttSection) -> MqttSection:
     """`mqtt` with a host: as named; else this machine's broker if one listens on the port; else
-    one announced on the LAN as `_mqtt._tcp`; else this machine again (the hub keeps retrying)."""
+    one announced on the LAN as `_mqtt._tcp`; else this machine again (the hub keeps retrying).
+
+    Never raises for anything the network sends: the hub must start, whatever the LAN says."""
     if mqtt.host is not None:
         return mqtt
     host, port = LOCAL_BROKER, mqtt.port
@@ -21,9 +23,15 @@ async def locate_broker(mqtt: MqttSection) -> MqttSection:
             _, writer = await asyncio.open_connection(host, port)
         writer.close()
     except (OSError, TimeoutError):
-        from hub.zeroconf_mdns import find_mqtt_broker  # only now: zeroconf costs 3 MB
+        from zeroconf import Error as ZeroconfError  # only now: zeroconf costs 3 MB
 
-        found = await find_mqtt_broker(mqtt.discovery_timeout_s)
+        from hub.zeroconf_mdns import find_mqtt_broker
+
+        try:
+            found = await find_mqtt_broker(mqtt.discovery_timeout_s)
+        except (OSError, ZeroconfError) as err:  # it handles these itself; never fatal here
+            _log.warning("mDNS search for an MQTT broker failed: %r", err)
+            found = None
         if found is None:
             _log.warning(
                 "no MQTT broker on this machine and none announced on the LAN (_mqtt._tcp); "

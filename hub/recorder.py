@@ -5,6 +5,10 @@ Readings are telemetry: the queue is bounded and drops the oldest when the disk 
 `Clock.monotonic()` (a wall-clock step must not stop it). A device's last values and last-seen are
 the newest written, not the largest stamp: after the wall clock steps back, a wet leak sensor shows
 wet. A device its ecosystem forgot (`DeviceForgotten`) leaves the device table.
+
+A failure that is not the store's own (a value SQLite cannot take, a bug) never ends the task, which
+would end the hub: it is logged with its traceback and `last_error`, the device row at fault is left
+out, and the rest of the batch and every later one are written. A stop during a write finishes it.
 """
 
 from __future__ import annotations
@@ -51,8 +55,10 @@ class Recorder:
         self.written = 0
         self.last_error: str | None = None
         self._last_prune: float | None = None  # on `Clock.monotonic()`
+        self._store_failing = False  # warned that the store fails; quiet until a batch is written
 
     async def run(self) -> None:
+        flushing: asyncio.Task[None] | None = None
         try:
             while True:
                 await self._sub.wait()
@@ -60,8 +66,13 @@ class Recorder:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._interval):
                         await self._sub.wait(_BATCH)
-                await self.flush()
+                # Shielded: a stop that comes while a batch is written must not drop the batch
+                # (it is drained already, and a cancelled store job may never run).
+                flushing = asyncio.create_task(self.flush())
+                await asyncio.shield(flushing)
         except asyncio.CancelledError:
+            if flushing is not None:
+                await flushing  # the batch being written, if any, is finished
             await self.flush()  # what arrived before the stop is kept
             raise
 
@@ -88,22 +99,69 @@ class Recorder:
                     e.device_id, e.adapter, e.name, None, None, e.model, "discovered"
                 )
         try:
-            found = [d for d in devices.values() if d is not None]
-            gone = [i for i, d in devices.items() if d is None]
-            if found:
-                await self._db.run(repo.register_devices, found)
-            if gone:
-                await self._db.run(repo.forget_discovered, gone)
-            await self._db.run(repo.record, readings, list(seen.values()))
-            self.written += len(readings)
-            mono = self._clock.monotonic()
-            if self._last_prune is None or mono - self._last_prune >= _PRUNE_EVERY_S:
-                self._last_prune = mono
-                pruned = await self._db.run(repo.prune, self._clock.now() - self._retention)
-                if pruned:
-                    _log.info("pruned %d readings older than the retention", pruned)
-            self.last_error = None
+            await self._write(devices, readings, list(seen.values()))
         except StoreError as err:
-            if self.last_error is None:
+            if not self._store_failing:
                 _log.warning("cannot record readings (%s); they are dropped until it recovers", err)
+            self._store_failing = True
             self.last_error = f"{type(err).__name__}: {err}"
+        except Exception as err:  # noqa: BLE001 - defence in depth, see below
+            # Not the store's own error: a value it cannot take, or a bug. Ending the task here
+            # would end the hub (and would again at each start while the cause is retained).
+            _log.exception(
+                "cannot record a batch of %d events; skipped, the recorder goes on", len(events)
+            )
+            self.last_error = f"{type(err).__name__}: {err}"
+
+    async def _write(
+        self,
+        devices: dict[str, repo.DeviceRow | None],
+        readings: list[Reading],
+        seen: list[repo.SeenUpdate],
+    ) -> None:
+        problem: str | None = None
+        found = [d for d in devices.values() if d is not None]
+        gone = [i for i, d in devices.items() if d is None]
+        if found:
+            problem = await self._register(found)
+        if gone:
+            await self._db.run(repo.forget_discovered, gone)
+        await self._db.run(repo.record, readings, seen)
+        self.written += len(readings)
+        mono = self._clock.monotonic()
+        if self._last_prune is None or mono - self._last_prune >= _PRUNE_EVERY_S:
+            self._last_prune = mono
+            pruned = await self._db.run(repo.prune, self._clock.now() - self._retention)
+            if pruned:
+                _log.info("pruned %d readings older than the retention", pruned)
+        self._store_failing = False
+        self.last_error = problem
+
+    async def _register(self, found: list[repo.DeviceRow]) -> str | None:
+        """Write the device rows; one the store cannot take for a reason not its own (a name
+        SQLite cannot encode) is logged with its traceback and left out, and the others are
+        written. Returns what went wrong, or None. A `StoreError` goes up: the store is down."""
+        try:
+            await self._db.run(repo.register_devices, found)
+        except StoreError:
+            raise
+        except Exception as err:  # noqa: BLE001 - find the row(s) at fault, write the rest
+            _log.debug("%d device rows not written (%r); one at a time now", len(found), err)
+        else:
+            return None
+        problem: str | None = None
+        for row in found:
+            try:
+                await self._db.run(repo.register_devices, [row])
+            except StoreError:
+                raise
+            except Exception as err:  # noqa: BLE001
+                problem = f"{type(err).__name__}: {err}"
+                self.last_error = problem
+                _log.exception(
+                    "cannot record device %s (%s, name %r); left out, the recorder goes on",
+                    row.id,
+                    row.adapter,
+                    row.name,
+                )
+        return problem

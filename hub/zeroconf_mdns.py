@@ -68,8 +68,10 @@ async def find_mqtt_broker(
 ) -> tuple[str, int] | None:
     """(IP address, port) of the first `_mqtt._tcp` broker that resolves; None after `timeout_s`.
 
-    Never raises for network trouble (no multicast, no interface): it logs a WARNING and returns
-    None, like a search that found nothing.
+    Never raises for network trouble (no multicast, no interface) or for what devices on the LAN
+    send: it logs a WARNING and returns None, like a search that found nothing. An answer that is
+    no `_mqtt._tcp` instance (any device can send one) is ignored, logged once at WARNING (then
+    DEBUG), and the search goes on.
     """
     try:
         _addresses(interfaces)  # first: zeroconf leaks a socket when it fails to join a group
@@ -83,6 +85,9 @@ async def find_mqtt_broker(
     except TimeoutError:
         _log.info("no %s broker answered within %.1f s", MQTT_TYPE, timeout_s)
         return None
+    except (OSError, ZeroconfError) as err:  # the network failed us mid-search
+        _log.warning("mDNS search for an MQTT broker failed: %s", _why(err))
+        return None
     finally:
         await aiozc.async_close()
 
@@ -93,6 +98,7 @@ async def _first_plain_broker(zc: Zeroconf) -> tuple[str, int]:
     # usable answer matters, so a full queue drops the rest.
     found: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=16)
     seen: set[str] = set()
+    ignored = 0  # malformed answers: the first is a WARNING, the rest DEBUG
 
     def on_change(
         zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
@@ -105,7 +111,21 @@ async def _first_plain_broker(zc: Zeroconf) -> tuple[str, int]:
     async with AsyncServiceBrowser(zc, [MQTT_TYPE, SECURE_MQTT_TYPE], handlers=[on_change]):
         while True:
             service_type, name = await found.get()
-            resolved = await _resolve(zc, service_type, name)
+            try:
+                resolved = await _resolve(zc, service_type, name)
+            except (ZeroconfError, OSError) as err:
+                # Anyone on the LAN can send any PTR for the type (a printer's name, junk):
+                # zeroconf refuses to resolve what is no instance of it. Not a broker; go on.
+                level = logging.WARNING if ignored == 0 else logging.DEBUG
+                ignored += 1
+                _log.log(
+                    level,
+                    "mDNS: ignored a malformed %s answer %r (%s); still looking",
+                    service_type,
+                    name,
+                    _why(err),
+                )
+                continue
             if resolved is None:
                 _log.debug("mDNS: %s did not resolve", name)
             elif service_type == SECURE_MQTT_TYPE:
@@ -121,6 +141,8 @@ async def _first_plain_broker(zc: Zeroconf) -> tuple[str, int]:
 
 
 async def _resolve(zc: Zeroconf, service_type: str, name: str) -> tuple[str, int] | None:
+    """The address and port of `name`; None when it does not resolve in time. Raises zeroconf's
+    `Error` (e.g. `BadTypeInNameException`) for a name that is no instance of `service_type`."""
     info = AsyncServiceInfo(service_type, name)
     if not await info.async_request(zc, _RESOLVE_TIMEOUT_MS) or not info.port:
         return None
@@ -235,6 +257,11 @@ class HubAnnouncer:
         _log.log(
             level, "mDNS: cannot announce %s, running on without: %s", self.service_name, reason
         )
+
+
+def _why(err: Exception) -> str:
+    """`BadTypeInNameException` (zeroconf's errors often have no message), or `Type: message`."""
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
 class _NoAddressError(Exception):

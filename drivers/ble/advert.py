@@ -15,6 +15,8 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from habluetooth import BluetoothServiceInfoBleak
 
+from drivers.mqtt.payload import utf8_text
+
 #: The Bluetooth base UUID a 16-bit UUID is expanded into.
 _BASE_UUID = "0000{:04x}-0000-1000-8000-00805f9b34fb"
 _SHORT_UUID = re.compile(r"^(?:0x)?([0-9A-Fa-f]{4})$")
@@ -100,7 +102,8 @@ def from_bleak(device: BLEDevice, data: AdvertisementData, at: float) -> Advert:
         address=device.address.upper(),
         rssi=data.rssi,
         time=at,
-        name=data.local_name,
+        # BlueZ hands over what the device sent; a name must be text UTF-8 can hold (the store).
+        name=None if data.local_name is None else utf8_text(data.local_name),
         service_data=data.service_data,
         manufacturer_data=data.manufacturer_data,
         service_uuids=tuple(data.service_uuids),

@@ -7,8 +7,9 @@
 
 (one line in the file). `t` is POSIX seconds; service UUIDs are 16-bit (`fcd2`) or full 128-bit;
 manufacturer ids are decimal. `name`, `service_data`, `manufacturer_data` and `service_uuids`
-may be left out. A line longer than `MAX_LINE` bytes, or one that is not such an object, is
-counted and skipped (`BadInputError`, reason `bad_frame`), never fatal.
+may be left out. A line longer than `MAX_LINE` bytes, or one that is not such an object (a `t`
+no float holds included), is counted and skipped (`BadInputError`, reason `bad_frame`), never
+fatal. A lone UTF-16 surrogate in a name (`"\\ud83d"`) is read as U+FFFD, as in MQTT payloads.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 from drivers.ble.advert import MAC, Advert, normalize_uuid, short_uuid
+from drivers.mqtt.payload import utf8_text
+from hub.atomic_file import json_number
 from hub.errors import BadInputError, BadInputReason
 
 #: Longest line accepted, in bytes (an extended advertisement is at most 255 bytes: ~1 KiB here).
@@ -155,12 +158,14 @@ def _advert(data: dict[str, Any]) -> Advert:
     rssi = data.get("rssi")
     if isinstance(rssi, bool) or not isinstance(rssi, int) or not -127 <= rssi <= 127:
         raise _bad(f"rssi must be a whole number of dBm, got {rssi!r:.40}")
-    t = data.get("t")
-    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
-        raise _bad(f"t must be POSIX seconds, got {t!r:.40}")
+    t = json_number(data.get("t"))  # None for an integer no float holds (`1` and 400 zeros)
+    if t is None or not math.isfinite(t) or t < 0:
+        raise _bad(f"t must be POSIX seconds, got {data.get('t')!r:.40}")
     name = data.get("name")
     if name is not None and (not isinstance(name, str) or len(name) > 248):
         raise _bad("name must be text of at most 248 characters")
+    if name is not None:
+        name = utf8_text(name)  # a lone surrogate (JSON `"\ud83d"`) as U+FFFD, as in MQTT payloads
     service_data = {
         _uuid(k): v for k, v in _hex_map(data.get("service_data", {}), "service_data").items()
     }
@@ -174,7 +179,7 @@ def _advert(data: dict[str, Any]) -> Advert:
     return Advert(
         address=address.upper(),
         rssi=rssi,
-        time=float(t),
+        time=t,
         name=name,
         service_data=service_data,
         manufacturer_data=manufacturer_data,

@@ -174,7 +174,9 @@ class HomeAssistantAdapter:
             return
         if not all(discovery_id_part(p) for p in (component, node or "x", obj)):
             raise BadInputError(BadInputReason.BAD_TOPIC, f"bad discovery topic {topic!r:.120}")
-        config = expand(parse_object(payload, self._max))
+        # Strings as sent: a topic with a lone surrogate is refused (BAD_TOPIC, `topic_check`) as
+        # one no device can publish on; `entity_spec` makes the names UTF-8 (U+FFFD).
+        config = expand(parse_object(payload, self._max, keep_surrogates=True))
         fallback = f"{node}/{obj}" if node else obj
         if component != "device":
             spec = self._spec(component, fallback, config)

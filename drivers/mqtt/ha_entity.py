@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.mqtt.ha_template import Template, parse_template
+from drivers.mqtt.payload import utf8_text
 from drivers.mqtt.topic_check import check_name
 from hub.errors import BadInputError, BadInputReason
 from hub.measurements import Measurement
@@ -248,7 +249,8 @@ def entity_spec(component: str, fallback_name: str, config: dict[str, Any]) -> E
     model = device.get("model") if isinstance(device, dict) else None
     return EntitySpec(
         component=component,
-        name=unique_id if isinstance(unique_id, str) and unique_id else fallback_name,
+        # Names go to the store and the logs: a lone surrogate in them becomes U+FFFD.
+        name=utf8_text(unique_id) if isinstance(unique_id, str) and unique_id else fallback_name,
         measurement=measurement,
         state_topic=_topic(config.get("state_topic"), base, "state_topic"),
         template=None if template is None else parse_template(template),
@@ -258,7 +260,7 @@ def entity_spec(component: str, fallback_name: str, config: dict[str, Any]) -> E
         payload_off=_payload(config.get("payload_off", "OFF")),
         availability=_availability(config, base),
         availability_mode=_mode(config.get("availability_mode", "latest")),
-        model=model[:80] if isinstance(model, str) else None,
+        model=utf8_text(model[:80]) if isinstance(model, str) else None,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from hub import topics
@@ -20,23 +21,78 @@ def _no_constants(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
-def parse_json(payload: bytes, max_bytes: int) -> Any:
-    """Any JSON value, or `BadInputError` saying exactly why not (nesting too deep included)."""
+#: A `\uD800`..`\uDFFF` escape: the only way a lone UTF-16 surrogate gets into a decoded string
+#: (valid UTF-8 holds none, and `bytes.decode()` refuses encoded ones). A backslash-escaped
+#: `\\ud83d` matches too: harmless, the check that follows finds nothing to replace.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def parse_json(payload: bytes, max_bytes: int, *, keep_surrogates: bool = False) -> Any:
+    """Any JSON value, or `BadInputError` saying exactly why not (nesting too deep included).
+
+    Every string in it can be encoded as UTF-8: a lone UTF-16 surrogate (`"\\ud83d"`, which JSON
+    allows and JavaScript writes for a name cut in the middle of an emoji) becomes U+FFFD, the
+    replacement character, in keys and values alike. SQLite, MQTT topics and the logs cannot take
+    a lone surrogate, and refusing the payload would drop a whole device list, or a leak sensor's
+    data, for one broken character of a name. U+FFFD is also what the JavaScript bridge itself
+    puts on the wire in that device's topic, so the device keeps working.
+
+    `keep_surrogates=True` leaves them, for a caller that checks each string itself (Home
+    Assistant discovery refuses a topic with one as `BAD_TOPIC` and makes its names UTF-8).
+    """
     if len(payload) > max_bytes:
         raise BadInputError(
             BadInputReason.TOO_LARGE, f"{len(payload)} bytes is over the {max_bytes}-byte limit"
         )
     try:
-        return _DECODER.decode(payload.decode())
+        text = payload.decode()
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError) as err:
         if isinstance(err, BadInputError):
             raise
         raise BadInputError(BadInputReason.MALFORMED_JSON, f"not JSON: {err}") from None
+    if not keep_surrogates and _SURROGATE_ESCAPE.search(text) is not None:
+        value = _without_surrogates(value)
+    return value
 
 
-def parse_object(payload: bytes, max_bytes: int) -> dict[str, Any]:
-    """A JSON object, or `BadInputError` saying exactly why not."""
-    data = parse_json(payload, max_bytes)
+def utf8_text(text: str) -> str:
+    """`text` with each lone UTF-16 surrogate replaced by U+FFFD, so it can be encoded as UTF-8."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _without_surrogates(value: Any) -> Any:
+    """`value` (decoded JSON) with every string passed through `utf8_text`, in place. Iterative:
+    a value nested as deep as the decoder allows must not hit the recursion limit here."""
+    if isinstance(value, str):
+        return utf8_text(value)
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                if isinstance(item, str):
+                    node[i] = utf8_text(item)
+                elif isinstance(item, list | dict):
+                    stack.append(item)
+        elif isinstance(node, dict):
+            items = [(utf8_text(k), v) for k, v in node.items()]
+            node.clear()
+            for key, item in items:
+                if isinstance(item, str):
+                    item = utf8_text(item)  # noqa: PLW2901
+                elif isinstance(item, list | dict):
+                    stack.append(item)
+                node[key] = item
+    return value
+
+
+def parse_object(
+    payload: bytes, max_bytes: int, *, keep_surrogates: bool = False
+) -> dict[str, Any]:
+    """A JSON object, or `BadInputError` saying exactly why not (strings as `parse_json`'s)."""
+    data = parse_json(payload, max_bytes, keep_surrogates=keep_surrogates)
     if not isinstance(data, dict):
         raise BadInputError(
             BadInputReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(data).__name__}"
