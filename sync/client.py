@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import math
 import ssl
 import stat
@@ -28,6 +29,8 @@ import httpx
 from hub.clock import Clock, parse_rfc3339
 from hub.config import CloudSection
 from sync.signing import MAX_SKEW_S, authorization
+
+_log = logging.getLogger(__name__)
 
 #: The contract's limits.
 MAX_BATCH_ITEMS = 200
@@ -361,6 +364,11 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
+#: The longest `Retry-After` the hub obeys: a day. The contract says to wait at least what the
+#: server asks; a server asking for centuries is broken, and the hub would never sync again.
+MAX_RETRY_AFTER_S = 86_400
+
+
 def _retry_after(value: str | None, server_now: float) -> float | None:
     """Seconds from a `Retry-After` header, either form of RFC 9110 (delay-seconds, or an
     HTTP-date, counted from `server_now`: our best guess of the server's time). None when the
@@ -377,4 +385,10 @@ def _retry_after(value: str | None, server_now: float) -> float | None:
             return None
         # An HTTP-date is GMT; a zone-less one ("-0000") must not be read as local time.
         seconds = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - server_now
-    return seconds if 0 < seconds < math.inf else None
+    if not 0 < seconds < math.inf:
+        return None
+    if seconds > MAX_RETRY_AFTER_S:
+        _log.warning(
+            "the cloud asked for a wait of %.3g s; waiting %d s at most", seconds, MAX_RETRY_AFTER_S
+        )
+    return min(seconds, MAX_RETRY_AFTER_S)

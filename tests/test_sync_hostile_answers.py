@@ -28,6 +28,7 @@ from hub.events import IncidentChanged, MaintenanceTaskReceived
 from hub.incident import DispatchStatus, Incident, Status
 from hub.store import DbWorker, outbox
 from hub.store import incidents as incident_repo
+from sync.client import MAX_RETRY_AFTER_S
 from sync.link import RETRY_CAP_S, LinkState
 from sync.server import RunningServer
 from sync.service import SyncService
@@ -453,4 +454,28 @@ async def test_a_429_whose_retry_after_names_no_usable_wait_backs_off_as_usual(
         await _drained(service, task, clock)
         assert service.link.state is LinkState.ONLINE
     assert len(tamper.tampered) == len(NO_USABLE_WAIT)
+    assert sorted(cloud.stored_revisions(HUB)) == sorted(newest.items())
+
+
+async def test_a_429_asking_for_centuries_is_waited_out_for_a_day_at_most(
+    tmp_path: Path, cloud: RunningServer, clock: FakeClock, secret: bytes
+) -> None:
+    config = sync_config(tmp_path, cloud.url, secret)
+    newest = write_backlog(
+        config.hub.data_dir, incidents=1, revisions=2, start=clock.t - 60, span_s=10
+    )
+    tamper = Tamper()
+    left = ["9" * 300]  # finite as a float: about 1e292 years
+
+    def rate_limited(request: httpx.Request) -> httpx.Response | None:
+        if _endpoint(request) != "incidents" or not left:
+            return None
+        return httpx.Response(429, headers={"Retry-After": left.pop(0)}, json={"error": "slow"})
+
+    tamper.answer = rate_limited
+    async with running(config, clock, Bus(), tamper) as (service, task):
+        wait = await alive(task, clock.sleeping("sync-drainer"))
+        assert MAX_RETRY_AFTER_S <= wait <= MAX_RETRY_AFTER_S + 1.0  # a day, and jitter
+        await clock.advance(wait)
+        await _drained(service, task, clock)
     assert sorted(cloud.stored_revisions(HUB)) == sorted(newest.items())
