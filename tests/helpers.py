@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 
 from drivers.mqtt.adapter import Adapter, Sink
 from drivers.mqtt.service import MqttService
@@ -211,3 +212,23 @@ class StepClock:
     def tick(self, seconds: float) -> None:
         self.wall += seconds
         self.mono += seconds
+
+
+async def cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait until it is done."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def until_or_hub_ends(awaitable: Awaitable[Any], hub: asyncio.Task[None]) -> Any:
+    """`awaitable`'s result, failing at once with the hub's own error if the hub ends first."""
+    waiting = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.wait({waiting, hub}, return_when=asyncio.FIRST_COMPLETED)
+        if hub.done():
+            hub.result()
+            pytest.fail("the hub stopped")
+        return waiting.result()
+    finally:
+        await cancelled(waiting)

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import cast
 
@@ -26,7 +25,15 @@ from hub.config import DeviceConfig
 from hub.errors import BadInputReason
 from hub.store import hubstate, open_database
 from tests.broker import Broker
-from tests.helpers import VALVE, Peer, hub_config, on, status_online, z2m
+from tests.helpers import (
+    VALVE,
+    Peer,
+    hub_config,
+    on,
+    status_online,
+    until_or_hub_ends,
+    z2m,
+)
 
 HUGE_T = (
     '{"t": 1' + "0" * 400 + ', "address": "A4:C1:38:8D:18:B2", "rssi": -60, '
@@ -84,21 +91,6 @@ def test_a_lone_surrogate_in_a_name_from_the_adapter_becomes_a_replacement_chara
     assert advert.name == "Bedroom \ufffd"
 
 
-async def _until(awaitable: Awaitable[object], hub: asyncio.Task[None]) -> object:
-    """`awaitable`'s result, failing at once with the hub's own error if the hub ends first."""
-    waiting = asyncio.ensure_future(awaitable)
-    try:
-        await asyncio.wait({waiting, hub}, return_when=asyncio.FIRST_COMPLETED)
-        if hub.done():
-            hub.result()
-            pytest.fail("the hub stopped")
-        return waiting.result()
-    finally:
-        waiting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiting
-
-
 async def test_run_ble_replay_refuses_the_bad_line_and_the_flood_after_it_closes_the_valve(
     broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -114,13 +106,17 @@ async def test_run_ble_replay_refuses_the_bad_line_and_the_flood_after_it_closes
     async with Peer(broker, ["zigbee2mqtt/#", f"homeguard/hub/{hub_id}/#"]) as peer:
         hub = asyncio.create_task(daemon.run(config, daemon.Options(ble_replay=recording)))
         try:
-            await _until(peer.expect(status_online(hub_id), timeout=10), hub)
-            await _until(peer.expect(on(z2m(VALVE, "set"), state="OFF"), timeout=10), hub)
+            await until_or_hub_ends(peer.expect(status_online(hub_id), timeout=10), hub)
+            await until_or_hub_ends(
+                peer.expect(on(z2m(VALVE, "set"), state="OFF"), timeout=10), hub
+            )
 
             def incident(t: str, p: bytes) -> bool:
                 return t.startswith(f"homeguard/hub/{hub_id}/incidents/") and bool(p)
 
-            _, body = cast(tuple[str, bytes], await _until(peer.expect(incident, timeout=10), hub))
+            _, body = cast(
+                tuple[str, bytes], await until_or_hub_ends(peer.expect(incident, timeout=10), hub)
+            )
             assert json.loads(body)["sensors"] == ["laundry-flood"]
             assert not hub.done()
         finally:

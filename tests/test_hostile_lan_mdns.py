@@ -14,9 +14,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from zeroconf import DNSOutgoing, DNSPointer, const
@@ -27,7 +26,7 @@ from hub.broker_locate import locate_broker
 from hub.config import MqttSection, parse_config
 from hub.zeroconf_mdns import MQTT_TYPE, SECURE_MQTT_TYPE, find_mqtt_broker
 from tests.broker import Broker, free_port
-from tests.helpers import LEAK, VALVE, Peer, on, status_online, z2m
+from tests.helpers import LEAK, VALVE, Peer, cancelled, on, status_online, until_or_hub_ends, z2m
 from tests.test_zeroconf import LOOPBACK, WAIT_S, LogEvents, announced, unique
 
 ROGUE_TARGET = "Living Room Printer._ipp._tcp.local."
@@ -82,12 +81,6 @@ async def seen_or_ended(logs: LogEvents, text: str, task: asyncio.Task[object]) 
         waiter.result()
     finally:
         await cancelled(waiter)
-
-
-async def cancelled(task: asyncio.Future[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 @pytest.mark.parametrize("service_type", [MQTT_TYPE, SECURE_MQTT_TYPE])
@@ -163,23 +156,14 @@ async def test_the_daemon_starts_on_the_broker_found_past_the_rogue(
             try:
                 await seen_or_ended(logs, ROGUE_TARGET, hub)
                 async with announced(MQTT_TYPE, unique("mosquitto"), broker.port):
-                    await _until(peer.expect(status_online(hub_id), timeout=WAIT_S * 2), hub)
+                    await until_or_hub_ends(
+                        peer.expect(status_online(hub_id), timeout=WAIT_S * 2), hub
+                    )
                 start = len(peer.messages)
                 await peer.publish(z2m(LEAK), {"water_leak": True})
-                await _until(peer.expect(on(z2m(VALVE, "set"), state="OFF"), start=start), hub)
+                await until_or_hub_ends(
+                    peer.expect(on(z2m(VALVE, "set"), state="OFF"), start=start), hub
+                )
                 assert not hub.done()
             finally:
                 await cancelled(hub)
-
-
-async def _until(awaitable: Awaitable[object], hub: asyncio.Task[None]) -> None:
-    """`awaitable`, failing at once with the hub's own error if the hub ends first."""
-    waiting = asyncio.ensure_future(awaitable)
-    try:
-        await asyncio.wait({waiting, hub}, return_when=asyncio.FIRST_COMPLETED)
-        if hub.done():
-            hub.result()
-            pytest.fail("the hub stopped")
-        waiting.result()
-    finally:
-        await cancelled(waiting)

@@ -12,16 +12,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from hub import daemon, topics
 from hub.config import Config
 from hub.store import hubstate, open_database
 from tests.broker import Broker
-from tests.helpers import LEAK, VALVE, Match, Peer, hub_config, on, status_online, z2m
+from tests.helpers import (
+    LEAK,
+    VALVE,
+    Match,
+    Peer,
+    cancelled,
+    hub_config,
+    on,
+    status_online,
+    until_or_hub_ends,
+    z2m,
+)
 
 BROKEN = "Bathroom leak \ufffd"  # what the hub makes of "Bathroom leak \ud83d"
 
@@ -41,36 +50,17 @@ HA_CONFIG = (
 )
 
 
-async def _cancelled(task: asyncio.Future[object]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def _until(awaitable: Awaitable[object], hub: asyncio.Task[None]) -> object:
-    """`awaitable`'s result, failing at once with the hub's own error if the hub ends first."""
-    waiting = asyncio.ensure_future(awaitable)
-    try:
-        await asyncio.wait({waiting, hub}, return_when=asyncio.FIRST_COMPLETED)
-        if hub.done():
-            hub.result()
-            pytest.fail("the hub stopped")
-        return waiting.result()
-    finally:
-        await _cancelled(waiting)
-
-
 @contextlib.asynccontextmanager
 async def _hub(config: Config, peer: Peer) -> AsyncIterator[asyncio.Task[None]]:
     """The daemon until the block ends, entered once it said `online`; still running at the end."""
     task = asyncio.create_task(daemon.run(config), name="daemon")
     try:
         async with Peer(peer.broker, [f"homeguard/hub/{config.hub.id}/status"]) as watcher:
-            await _until(watcher.expect(status_online(config.hub.id), timeout=10), task)
+            await until_or_hub_ends(watcher.expect(status_online(config.hub.id), timeout=10), task)
         yield task
         assert not task.done(), "the hub stopped"
     finally:
-        await _cancelled(task)
+        await cancelled(task)
 
 
 def _config(broker: Broker, data_dir: Path, hub_id: str) -> Config:
@@ -96,11 +86,11 @@ async def test_a_retained_device_list_with_a_lone_surrogate_keeps_the_hub_and_th
         async with _hub(config, peer) as hub:
             # The learned sensor, on the topic Zigbee2MQTT gives it, closes the valve...
             await peer.publish(z2m(BROKEN), {"water_leak": True})
-            await _until(peer.expect(on(z2m(VALVE, "set"), state="OFF")), hub)
-            await _until(peer.expect(_incident_with(hub_id, "z2m-bathroom-leak")), hub)
+            await until_or_hub_ends(peer.expect(on(z2m(VALVE, "set"), state="OFF")), hub)
+            await until_or_hub_ends(peer.expect(_incident_with(hub_id, "z2m-bathroom-leak")), hub)
             # ...and a configured one, after it, is read as ever.
             await peer.publish(z2m(LEAK), {"water_leak": True})
-            await _until(peer.expect(_incident_with(hub_id, "kitchen-leak")), hub)
+            await until_or_hub_ends(peer.expect(_incident_with(hub_id, "kitchen-leak")), hub)
 
     db = open_database(tmp_path)
     row = db.execute(
@@ -125,7 +115,7 @@ async def test_a_discovery_config_with_lone_surrogates_keeps_the_hub_and_the_ent
         await peer.publish(HA_CONFIG_TOPIC, HA_CONFIG, retain=True)
         await peer.publish(HA_STATE_TOPIC, b"ON", retain=True)  # wet
         async with _hub(config, peer) as hub:
-            await _until(peer.expect(on(z2m(VALVE, "set"), state="OFF")), hub)
+            await until_or_hub_ends(peer.expect(on(z2m(VALVE, "set"), state="OFF")), hub)
 
     db = open_database(tmp_path)
     rows = db.execute(

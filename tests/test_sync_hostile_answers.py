@@ -429,15 +429,10 @@ NO_USABLE_WAIT = [
 ]
 
 
-async def test_a_429_whose_retry_after_names_no_usable_wait_backs_off_as_usual(
-    tmp_path: Path, cloud: RunningServer, clock: FakeClock, secret: bytes
-) -> None:
-    config = sync_config(tmp_path, cloud.url, secret)
-    newest = write_backlog(
-        config.hub.data_dir, incidents=2, revisions=2, start=clock.t - 60, span_s=10
-    )
+def _answering_429s(retry_afters: list[str]) -> Tamper:
+    """A tamper answering the next POSTs of incidents 429, with each `Retry-After` in turn."""
     tamper = Tamper()
-    left = list(NO_USABLE_WAIT)
+    left = list(retry_afters)
 
     def rate_limited(request: httpx.Request) -> httpx.Response | None:
         if _endpoint(request) != "incidents" or not left:
@@ -445,6 +440,17 @@ async def test_a_429_whose_retry_after_names_no_usable_wait_backs_off_as_usual(
         return httpx.Response(429, headers={"Retry-After": left.pop(0)}, json={"error": "slow"})
 
     tamper.answer = rate_limited
+    return tamper
+
+
+async def test_a_429_whose_retry_after_names_no_usable_wait_backs_off_as_usual(
+    tmp_path: Path, cloud: RunningServer, clock: FakeClock, secret: bytes
+) -> None:
+    config = sync_config(tmp_path, cloud.url, secret)
+    newest = write_backlog(
+        config.hub.data_dir, incidents=2, revisions=2, start=clock.t - 60, span_s=10
+    )
+    tamper = _answering_429s(NO_USABLE_WAIT)
     async with running(config, clock, Bus(), tamper) as (service, task):
         for _ in NO_USABLE_WAIT:
             wait = await alive(task, clock.sleeping("sync-drainer"))
@@ -464,15 +470,7 @@ async def test_a_429_asking_for_centuries_is_waited_out_for_a_day_at_most(
     newest = write_backlog(
         config.hub.data_dir, incidents=1, revisions=2, start=clock.t - 60, span_s=10
     )
-    tamper = Tamper()
-    left = ["9" * 300]  # finite as a float: about 1e292 years
-
-    def rate_limited(request: httpx.Request) -> httpx.Response | None:
-        if _endpoint(request) != "incidents" or not left:
-            return None
-        return httpx.Response(429, headers={"Retry-After": left.pop(0)}, json={"error": "slow"})
-
-    tamper.answer = rate_limited
+    tamper = _answering_429s(["9" * 300])  # finite as a float: about 1e292 years
     async with running(config, clock, Bus(), tamper) as (service, task):
         wait = await alive(task, clock.sleeping("sync-drainer"))
         assert MAX_RETRY_AFTER_S <= wait <= MAX_RETRY_AFTER_S + 1.0  # a day, and jitter
