@@ -272,3 +272,19 @@ def read_store(data_dir: Path, query: Callable[[Any], T]) -> T:
         return query(db)
     finally:
         db.conn.close()
+
+
+def rollup(sensor_id: str, period_start: str) -> dict[str, object]:
+    """An hourly temperature rollup as the telemetry endpoint takes it."""
+    return {
+        "sensor_id": sensor_id,
+        "measurement": "temperature",
+        "unit": "°C",
+        "period_start": period_start,
+        "period_s": 3600,
+        "count": 3,
+        "min": 18.0,
+        "max": 21.0,
+        "mean": 19.5,
+        "last": 19.5,
+    }

@@ -58,16 +58,8 @@ async def rogue(service_type: str = MQTT_TYPE, target: str = ROGUE_TARGET) -> As
 
 @pytest.fixture
 def logs() -> Iterator[LogEvents]:
-    handler = LogEvents()
-    logger = logging.getLogger("hub.zeroconf_mdns")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
+    with LogEvents.of("hub.zeroconf_mdns") as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
 
 
 async def seen_or_ended(logs: LogEvents, text: str, task: asyncio.Task[object]) -> None:

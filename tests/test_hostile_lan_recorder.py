@@ -27,13 +27,8 @@ T0 = 1_700_000_000.0
 
 @pytest.fixture
 def logs() -> Iterator[LogEvents]:
-    handler = LogEvents()
-    logger = logging.getLogger("hub.recorder")
-    logger.addHandler(handler)
-    try:
+    with LogEvents.of("hub.recorder") as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 def discovered(device_id: str, name: str) -> DeviceDiscovered:

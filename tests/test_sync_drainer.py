@@ -13,7 +13,15 @@ import pytest
 from hub.store import open_database, outbox
 from sync.link import AUTH_INITIAL_S, LinkState
 from sync.server import RunningServer, serve
-from tests.sync_support import HUB, FakeClock, drainer_rig, new_secret, read_store, write_backlog
+from tests.sync_support import (
+    HUB,
+    FakeClock,
+    drainer_rig,
+    new_secret,
+    read_store,
+    rollup,
+    write_backlog,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -207,21 +215,7 @@ async def test_skewed_clock_is_reported_and_corrected(
 async def test_a_bad_rollup_is_split_out_of_its_batch_into_a_dead_letter(
     tmp_path: Path, cloud: RunningServer, clock: FakeClock, secret: bytes
 ) -> None:
-    def rollup(n: int) -> dict[str, object]:
-        return {
-            "sensor_id": "basement",
-            "measurement": "temperature",
-            "unit": "°C",
-            "period_start": f"2026-11-25T{n:02d}:00:00.000Z",
-            "period_s": 3600,
-            "count": 3,
-            "min": 18.0,
-            "max": 21.0,
-            "mean": 19.5,
-            "last": 19.5,
-        }
-
-    rollups = [rollup(n) for n in range(8)]
+    rollups = [rollup("basement", f"2026-11-25T{n:02d}:00:00.000Z") for n in range(8)]
     rollups[5]["count"] = -1  # the server refuses the whole batch for this one
     db = open_database(tmp_path / "data")
     outbox.enqueue_telemetry(db, rollups, until=0.0, at=clock.t, budget=1000)

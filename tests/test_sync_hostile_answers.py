@@ -32,7 +32,15 @@ from sync.client import MAX_RETRY_AFTER_S
 from sync.link import RETRY_CAP_S, LinkState
 from sync.server import RunningServer
 from sync.service import SyncService
-from tests.sync_support import HUB, FakeClock, read_store, sync_config, time_flows, write_backlog
+from tests.sync_support import (
+    HUB,
+    FakeClock,
+    read_store,
+    rollup,
+    sync_config,
+    time_flows,
+    write_backlog,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -347,21 +355,7 @@ async def test_a_telemetry_answer_with_a_count_that_is_not_one_is_a_server_error
 ) -> None:
     config = sync_config(tmp_path, cloud.url, secret)
     data_dir = config.hub.data_dir
-    rollups = [
-        {
-            "sensor_id": f"s-{n}",
-            "measurement": "temperature",
-            "unit": "°C",
-            "period_start": "2026-11-25T22:00:00Z",
-            "period_s": 3600,
-            "count": 3,
-            "min": 18.0,
-            "max": 21.0,
-            "mean": 19.5,
-            "last": 19.5,
-        }
-        for n in range(3)
-    ]
+    rollups = [rollup(f"s-{n}", "2026-11-25T22:00:00Z") for n in range(3)]
 
     def queue(db: Any) -> int:
         return outbox.enqueue_telemetry(db, rollups, until=clock.t, at=clock.t, budget=1000)

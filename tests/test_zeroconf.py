@@ -162,19 +162,26 @@ class LogEvents(logging.Handler):
                 self._changed.clear()
                 await self._changed.wait()
 
+    @classmethod
+    @contextlib.contextmanager
+    def of(cls, name: str) -> Iterator[LogEvents]:
+        """The records of logger `name` (DEBUG and up) while the block runs."""
+        handler = cls()
+        logger = logging.getLogger(name)
+        old_level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        try:
+            yield handler
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+
 
 @pytest.fixture
 def logs() -> Iterator[LogEvents]:
-    handler = LogEvents()
-    logger = logging.getLogger(LOGGER)
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
+    with LogEvents.of(LOGGER) as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
 
 
 # -- find_mqtt_broker -----------------------------------------------------------------------
