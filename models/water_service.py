@@ -208,14 +208,13 @@ class WaterRows:
         """Keep the calibration stretch taken so far, or the calibration if its fit could not be
         written then (the service: hourly and at stop); a recalibration asked meanwhile is done
         instead."""
-        if self._recalibration_asked():
-            return
         stretch = self._state.stretch
-        if self._state.calibration is not None:
-            if not self._kept:
-                self._keep()
-        elif stretch.seen:
+        if self._state.calibration is not None and not self._kept:
+            self._keep()  # `_write` looks for the marker
+        elif self._state.calibration is None and stretch.seen:
             self._write({"stretch": stretch.to_json()})
+        else:
+            self._recalibration_asked()  # nothing to write; a recalibration asked is still done
 
     def _recalibration_asked(self) -> bool:
         """Whether `models recalibrate` left its marker; if so, start afresh: forget the
