@@ -7,7 +7,7 @@ harmlessly."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from hub.bus import Bus
-from hub.clock import Clock
+from hub.clock import Clock, rfc3339
 from hub.errors import StoreError
 from hub.events import IncidentChanged, MaintenanceTask, MaintenanceTaskReceived
 from hub.incident import Contractor, Dispatch, DispatchStatus
@@ -46,7 +46,7 @@ def _storable(value: datetime) -> datetime:
     """The hub keeps a time as POSIX seconds and writes it back in RFC 3339 UTC: it must survive
     that trip, so fall in the years 1 to 9999 in UTC (after the float's rounding, too)."""
     try:
-        datetime.fromtimestamp(value.timestamp(), UTC)
+        rfc3339(value.timestamp())
     except (ValueError, OverflowError, OSError) as err:
         raise ValueError("the time must fall in the years 1 to 9999 in UTC") from err
     return value
