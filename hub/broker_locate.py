@@ -23,15 +23,9 @@ async def locate_broker(mqtt: MqttSection) -> MqttSection:
             _, writer = await asyncio.open_connection(host, port)
         writer.close()
     except (OSError, TimeoutError):
-        from zeroconf import Error as ZeroconfError  # only now: zeroconf costs 3 MB
+        from hub.zeroconf_mdns import find_mqtt_broker  # only now: zeroconf costs 3 MB
 
-        from hub.zeroconf_mdns import find_mqtt_broker
-
-        try:
-            found = await find_mqtt_broker(mqtt.discovery_timeout_s)
-        except (OSError, ZeroconfError) as err:  # it handles these itself; never fatal here
-            _log.warning("mDNS search for an MQTT broker failed: %r", err)
-            found = None
+        found = await find_mqtt_broker(mqtt.discovery_timeout_s)  # never raises
         if found is None:
             _log.warning(
                 "no MQTT broker on this machine and none announced on the LAN (_mqtt._tcp); "

@@ -76,8 +76,8 @@ async def find_mqtt_broker(
     try:
         _addresses(interfaces)  # first: zeroconf leaks a socket when it fails to join a group
         aiozc = AsyncZeroconf(interfaces=interfaces)
-    except (OSError, _NoAddressError) as err:
-        _log.warning("mDNS unavailable, cannot look for an MQTT broker: %s", err)
+    except (OSError, ZeroconfError, _NoAddressError) as err:
+        _log.warning("mDNS unavailable, cannot look for an MQTT broker: %s", _why(err))
         return None
     try:
         async with asyncio.timeout(timeout_s):
