@@ -18,8 +18,8 @@ Subscriptions: state topics are learned while connected, so the constructor take
 called once for each topic the adapter starts to read; when it raises `BadInputError` (a topic the
 link cannot subscribe) that entity is refused and the others are read. `filters()` lists the
 discovery filters and every learned topic, so a reconnect subscribes them all again. A state or
-availability topic that is itself a discovery topic is refused, and discovery topics are decoded as
-configs first: no config can take over another's. A topic no entity reads any more is
+availability topic that is itself a discovery topic is refused: no config can take over
+another's. A topic no entity reads any more is
 not unsubscribed (the hub has no unsubscribe path); `owns` stops claiming it, and the next
 connection leaves it out. At most `max_entities` entities are learned; configs past that are
 refused as TOO_LARGE. A config that is refused leaves the entity it updates as it was.
@@ -138,21 +138,23 @@ class HomeAssistantAdapter:
     # -- decoding -------------------------------------------------------------------------------
 
     def decode(self, topic: str, payload: bytes, at: float) -> None:
-        found = self._discovery(topic)
-        if found is not None:  # first: no learned topic can stand in for a discovery topic
-            self._config(topic, *found, payload, at)
+        # A learned topic is never a discovery topic (`_spec` refuses such configs).
+        if topic in self._state or topic in self._avail:
+            if len(payload) > self._max:
+                raise BadInputError(
+                    BadInputReason.TOO_LARGE,
+                    f"{len(payload)} bytes is over the {self._max}-byte limit",
+                )
+            message = Message(payload)
+            self._availability(topic, message, at)
+            self._states(topic, message, at)
             return
-        if topic not in self._state and topic not in self._avail:
+        found = self._discovery(topic)
+        if found is None:
             raise BadInputError(
                 BadInputReason.UNKNOWN_DEVICE, f"{topic!r:.120} is no discovery or learned topic"
             )
-        if len(payload) > self._max:
-            raise BadInputError(
-                BadInputReason.TOO_LARGE, f"{len(payload)} bytes is over the {self._max}-byte limit"
-            )
-        message = Message(payload)
-        self._availability(topic, message, at)
-        self._states(topic, message, at)
+        self._config(topic, *found, payload, at)
 
     def _discovery(self, topic: str) -> tuple[str, str | None, str] | None:
         if not topic.startswith(self._prefix) or not topic.endswith("/config"):
@@ -219,8 +221,8 @@ class HomeAssistantAdapter:
     def _spec(self, component: str, fallback: str, config: dict[str, Any]) -> EntitySpec | None:
         """`entity_spec`, refusing state and availability topics that are discovery topics.
 
-        Such a topic would let one config read (and, before discovery topics took precedence in
-        `decode`, swallow) another entity's config: a device could take over its neighbour.
+        Such a topic would let one config read, and swallow, another entity's config: a device
+        could take over its neighbour.
         """
         spec = entity_spec(component, fallback, config)
         if spec is not None:
