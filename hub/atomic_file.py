@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -57,11 +57,16 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
+def is_json_number(value: object) -> TypeGuard[int | float]:
+    """Whether a value read from JSON is a number (an int or a float; a bool is not one)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def json_number(value: object) -> float | None:
     """A number read from JSON as a float (NaN and infinities included: Python's json reads and
     writes them); `None` for anything else: not a number (a bool is not one), or an integer no
     float holds (JSON's integers have no bound: `float(10**400)` raises `OverflowError`)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_json_number(value):
         return None
     try:
         return float(value)

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hub.atomic_file import json_number, read_json_object, write_text
+from hub.atomic_file import is_json_number, json_number, read_json_object, write_text
 from models.features import PROFILE_SLOTS, WINDOW, UnivariateFeatures
 from models.likelihood import LikelihoodParams, LikelihoodState, Rarity
 from models.sustained import SustainedParams, SustainedState
@@ -83,7 +83,7 @@ def decode(data: Any, where: str = "state") -> Any:
     values = {}
     for name, f in fields.items():
         value = decode(data[name], f"{where}.{name}")
-        if _is_number(value) and json_number(value) is None:
+        if is_json_number(value) and json_number(value) is None:
             raise StateFileError(f"{where}.{name}: a number too large for a float")
         if not _is_a(value, str(f.type)):
             raise StateFileError(f"{where}.{name}: {type(value).__name__} is not {f.type}")
@@ -98,17 +98,13 @@ def _numbers(items: Any, where: str) -> list[float]:
     return numbers  # type: ignore[return-value]  # no None, checked above
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _is_a(value: Any, annotation: str) -> bool:
     """Whether `value` fits a field declared as `annotation` (the states' few kinds of field)."""
     for kind in (part.strip() for part in annotation.split("|")):
         base = kind.split("[")[0]
         if base == "None" and value is None:
             return True
-        number = _is_number(value)
+        number = is_json_number(value)
         if number and (base == "float" or (base == "int" and isinstance(value, int))):
             return True
         if base == "deque" and isinstance(value, deque):

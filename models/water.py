@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.atomic_file import json_number
+from hub.atomic_file import is_json_number, json_number
 from models import matrix
 from models.features import MAX_MAGNITUDE_TEXT, SystemFeatures, usable
 from models.ort_capi import Tensor
@@ -120,7 +120,7 @@ class Calibration:
         vectors = (mean, spread, *(precision if isinstance(precision, list) else [precision]))
         numbers = [*vectors, [limit]]
         if not all(isinstance(v, list) for v in numbers) or not all(
-            _is_numeric(x) for v in numbers for x in v
+            is_json_number(x) for v in numbers for x in v
         ):
             raise ValueError("a value of the wrong type (a number, or a list of numbers)")
         if len(precision) != k or not all(len(v) == k for v in vectors):
@@ -137,10 +137,6 @@ class Calibration:
             Tensor(precision32, (k, k)),
             float(limit),
         )
-
-
-def _is_numeric(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _is_number(v: object) -> bool:
