@@ -276,8 +276,7 @@ def _refusals(result: _Scores, data: _Table) -> str:
 
 
 def _line(data: _Table, row: int) -> str:
-    lines = data.lines
-    return str(lines[row]) if row < len(lines) else f"row {row + 1}"
+    return str(data.lines[row])
 
 
 def _csv_cell(text: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -38,7 +38,7 @@ class Table:
     timestamps: npt.NDArray[np.float64]
     values: npt.NDArray[np.float64]  # (rows, columns)
     columns: list[str]
-    lines: list[int] = field(default_factory=list)  # the line (1-based) each row starts on
+    lines: list[int]  # the line (1-based) each row starts on
 
 
 def _number(cell: str, decimal_comma: bool = False) -> float:
