@@ -80,8 +80,7 @@ class LivenessService:
         self._tracker.forget(event.device_id)
         self._saved.pop(event.device_id, None)
         if self._problems.pop((event.device_id, False), ()):
-            detail = f"{event.device_id} is no longer in {event.adapter}: not watched any more"
-            self._bus.publish(HealthChanged(event.device_id, False, (), False, detail, event.at))
+            self._unwatched(event.device_id, f"is no longer in {event.adapter}", event.at)
 
     async def run(self) -> None:
         await self.restore()
@@ -121,14 +120,19 @@ class LivenessService:
             if not is_bridge and problems == _UNKNOWN and not self._tracker.knows(subject):
                 # open before the restart, and the device is gone (no longer configured)
                 del self._problems[(subject, is_bridge)]
-                detail = f"{subject} is no longer a known device: not watched any more"
-                self._bus.publish(HealthChanged(subject, False, (), False, detail, now))
+                self._unwatched(subject, "is no longer a known device", now)
         for bridge in self._known_bridges(assessment):
             why = assessment.bridges_down.get(bridge)
             problems = ("down",) if why is not None else ()
             self._announce_bridge(bridge, problems, why, now)
         await self._save(assessment)
         return assessment
+
+    def _unwatched(self, device_id: str, why: str, at: float) -> None:
+        """Announce a device with an open problem healthy (its incident resolves), saying why it
+        is not watched any more."""
+        detail = f"{device_id} {why}: not watched any more"
+        self._bus.publish(HealthChanged(device_id, False, (), False, detail, at))
 
     def _known_bridges(self, assessment: Assessment) -> set[str]:
         return set(assessment.bridges_down) | {s for s, bridge in self._problems if bridge}
