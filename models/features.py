@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -190,7 +191,7 @@ class SystemFeatures:
     def accepts(self, t: float) -> bool:
         return refusal(t, None, self.last_t) is None
 
-    def step(self, t: float, row: list[float]) -> list[float]:
+    def step(self, t: float, row: Sequence[float]) -> list[float]:
         """The feature row at `t` (call only when `accepts(t)`)."""
         last = self.last
         if last is None:

@@ -264,10 +264,10 @@ class WaterDetector:
         if width - {self.columns}:
             raise ValueError(f"model water_system takes {self.columns} columns, got {max(width)}")
         state = self.new_state(calibrate_rows)
-        return self.score_rows(state, list(ts), [list(row) for row in values])
+        return self.score_rows(state, ts, values)
 
     def score_rows(
-        self, state: SystemState, ts: list[float], rows: list[list[float]]
+        self, state: SystemState, ts: Sequence[float], rows: Sequence[Sequence[float]]
     ) -> list[float | None]:
         """Scores of rows in order (0 during calibration; `None` for an out-of-order row)."""
         out: list[float | None] = [None] * len(rows)
