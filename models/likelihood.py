@@ -1,6 +1,6 @@
 """From a forecast residual and a value to an anomaly score in [0, 1]: the state after the model.
 
-Three channels, each turned into "how improbable is this" on a log scale, combined by their maximum:
+Four channels, each turned into "how improbable is this" on a log scale, combined by their maximum:
 
 1. **Surprise** (the forecast): the error `|target - forecast| + level_weight * |target|` (the
    second term: how far the reading is from the stream's running level, in spreads) over its own
@@ -17,10 +17,14 @@ Three channels, each turned into "how improbable is this" on a log scale, combin
 3. **Stuck**: a run of identical values longer than `stuck_factor` times the longest run seen
    before (and at least `stuck_min` readings) reaches 0.5: a sensor that stopped measuring. A
    stream that has never changed is not judged (its first run is its normal).
+4. **Beyond**: a value outside every value the stream has had, by more than `spatial_tolerance`
+   of their range, scores 1.0 (the *spatial anomaly* of Numenta's HTM detector, Ahmad et al.
+   2017, with its tolerance of 5 %): a freezer warmer, or a current higher, than ever before. Like
+   the rarity channel it waits for the stream's first day, so a daily cycle is seen whole first.
 
 The surprise channel enters raised to `surprise_power` (> 1): a forecast residual alone is the
 noisiest of the three, so it must be stronger than the others to fire, while a certain one (1.0)
-still is (NAB standard 62.8 with the cube, 59.5 taken as it is). Its short-term mean makes a lone
+still is (NAB standard 62.8 with the cube, 59.5 taken as it is, before the beyond channel). Its short-term mean makes a lone
 spike reach 1.0 on the reading after it, or on the spike itself when it is large against the
 stream's usual errors.
 
@@ -62,6 +66,7 @@ class LikelihoodParams:
     value_after_s: float = 86_400.0
     stuck_factor: float = 3.0
     stuck_min: int = 30
+    spatial_tolerance: float = 0.05
 
     @classmethod
     def from_card(cls, data: dict[str, Any]) -> LikelihoodParams:
@@ -130,7 +135,7 @@ class LikelihoodState:
     quiet: int = 0
     first: array[float] | None = field(default_factory=lambda: array("d"))  # first `warmup` values
     first_at: float = math.nan
-    low: float = math.inf  # the range of values before the histogram starts
+    low: float = math.inf  # the range of every value taken in
     high: float = -math.inf
     seen: int = 0
     rarity: Rarity | None = None
@@ -144,16 +149,17 @@ class LikelihoodState:
         """Take in one reading; return its scores."""
         n = self.n = self.n + 1
         surprise = self._surprise(p, target, forecast) ** p.surprise_power
+        beyond = self._beyond(p, value, at)
         rare = self._rarity(p, value, at)
         was_stuck = self.stuck_level(p) >= 0.5
         stuck = self._stuck(p, value)
         if n <= p.warmup:
             return _ZERO
-        level = max(surprise, rare, stuck)
+        level = max(surprise, rare, stuck, beyond)
         if self.quiet > 0:
             self.quiet -= 1
             return Score(level, 0.0)
-        event = max(surprise, rare, 0.0 if was_stuck else stuck)
+        event = max(surprise, rare, beyond, 0.0 if was_stuck else stuck)
         if event >= p.threshold:
             self.quiet = p.suppress
         return Score(level, event)
@@ -183,18 +189,28 @@ class LikelihoodState:
         tail = 0.5 * math.erfc((short - mean) / (std * _SQRT2))
         return min(1.0, math.log(max(tail, 1e-10)) / _LOG_1E10)
 
+    def _beyond(self, p: LikelihoodParams, value: float, at: float) -> float:
+        """1.0 for a value further outside the stream's range so far than `spatial_tolerance` of
+        it (0 until the stream is `warmup` readings and `value_after_s` old); then the range
+        takes the value in."""
+        if math.isnan(self.first_at):
+            self.first_at = at
+        low, high = self.low, self.high
+        self.low = min(low, value)
+        self.high = max(high, value)
+        if self.n <= p.warmup or at - self.first_at < p.value_after_s or not low < high:
+            return 0.0
+        margin = p.spatial_tolerance * (high - low)
+        return 1.0 if value > high + margin or value < low - margin else 0.0
+
     def _rarity(self, p: LikelihoodParams, value: float, at: float) -> float:
         rarity = self.rarity
         if rarity is None:
-            if self.seen == 0:
-                self.first_at = at
             self.seen += 1
             first = self.first
             assert first is not None
             if len(first) < p.warmup:
                 first.append(value)
-            self.low = min(self.low, value)
-            self.high = max(self.high, value)
             if self.seen <= p.warmup or at - self.first_at < p.value_after_s:
                 return 0.0
             rarity = self.rarity = self._histogram(p, first)
