@@ -23,10 +23,10 @@ Four channels, each turned into "how improbable is this" on a log scale, combine
    the rarity channel it waits for the stream's first day, so a daily cycle is seen whole first.
 
 The surprise channel enters raised to `surprise_power` (> 1): a forecast residual alone is the
-noisiest of the three, so it must be stronger than the others to fire, while a certain one (1.0)
-still is (NAB standard 62.8 with the cube, 59.5 taken as it is, before the beyond channel). Its short-term mean makes a lone
-spike reach 1.0 on the reading after it, or on the spike itself when it is large against the
-stream's usual errors.
+noisiest of the channels, so it must be stronger than the others to fire, while a certain one
+(1.0) still is (NAB standard 62.8 with the cube, 59.5 taken as it is, both before the beyond
+channel). Its short-term mean makes a lone spike reach 1.0 on the reading after it, or on the
+spike itself when it is large against the stream's usual errors.
 
 **Suppression**: after a detection (a score at or above the threshold) the stream's *event*
 score is 0 for the next `suppress` readings: one event, one detection, not a burst of repeats
