@@ -281,11 +281,7 @@ def _status(args: argparse.Namespace, config: Config) -> int:
     for key in ("incident_last_error", "recorder_last_error"):
         if store.get(key):
             print(f"  STORE PROBLEM: {store[key]}")
-    for name, error in (state.get("stopped_services") or {}).items():
-        print(
-            f"  STOPPED: {name} ({error}); the hub runs on without it until it restarts "
-            "(`sudo systemctl restart homeguard-hub`; the log has the traceback)"
-        )
+    _print_service_faults(state)
     anomaly = state.get("anomaly")
     if isinstance(anomaly, dict):
         problem = anomaly.get("problem")
@@ -325,6 +321,28 @@ def _water_calibration(water: dict[str, Any]) -> str:
             text += " (resumed after a restart)"
     note = water.get("note")
     return f"{text}; {note}" if note else text
+
+
+def _print_service_faults(state: dict[str, Any]) -> None:
+    """The contained services an unexpected error stopped (now, or since the hub started)."""
+    stopped = state.get("stopped_services") or {}
+    failures = state.get("service_failures") or {}
+    for name, error in stopped.items():
+        info = failures.get(name) or {}
+        if info.get("restarts"):
+            then = "and starts it again shortly"
+        else:
+            then = "until it restarts (`sudo systemctl restart homeguard-hub`)"
+        print(
+            f"  STOPPED: {name} ({error}); the hub runs on without it {then}; the log has the traceback"
+        )
+    for name, info in failures.items():
+        if name not in stopped and isinstance(info, dict):
+            count = info.get("failures", 0)
+            print(
+                f"  RESTARTED: {name}, after {count} unexpected error{'s' if count != 1 else ''} "
+                f"(the last: {info.get('last_error')}); the log has the tracebacks"
+            )
 
 
 def _cloud_word(cloud: object) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from hub.broker_locate import locate_broker
 from hub.bus import Bus
 from hub.clock import Clock, SystemClock
 from hub.config import Config, DeviceConfig
+from hub.contained import ServiceFaults, Start, contained
 from hub.errors import StoreError
 from hub.health import HealthReporter
 from hub.incident import Incident
@@ -150,7 +152,7 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
                     "readings_written": recorder.written,
                 },
                 "cloud": "not configured" if sync is None else sync.status(),
-                "stopped_services": dict(optional.stopped),
+                **optional.faults.as_status(),
             }
 
         health = HealthReporter(db=db, clock=clock, probe=probe)
@@ -165,9 +167,10 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             if not registered:
                 tg.create_task(_register_devices_later(db, devices), name="register-devices")
             if sync is not None:
-                tg.create_task(contained("sync", sync.run(), optional.stopped), name="sync")
-            for name, job in optional.jobs.items():
-                tg.create_task(contained(name, job, optional.stopped), name=name)
+                tg.create_task(contained("sync", sync.run, optional.faults), name="sync")
+            for name, start in optional.jobs.items():
+                restart = name not in optional.once
+                tg.create_task(contained(name, start, optional.faults, restart=restart), name=name)
             sdnotify.notify("READY=1")
             await mqtt.ready.wait()
             gc.collect()
@@ -179,23 +182,11 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
 class _Optional:
     """The services that run only when the configuration or the command line asks for them."""
 
-    jobs: dict[str, Coroutine[Any, Any, None]] = field(default_factory=dict)
+    jobs: dict[str, Start] = field(default_factory=dict)
+    #: Jobs not started again after an unexpected error (a BLE recording would replay from its start).
+    once: set[str] = field(default_factory=set)
     status: dict[str, Callable[[], object]] = field(default_factory=dict)
-    #: Services stopped by an unexpected error (`contained`): name -> the error.
-    stopped: dict[str, str] = field(default_factory=dict)
-
-
-async def contained(name: str, job: Coroutine[Any, Any, None], stopped: dict[str, str]) -> None:
-    """Run a service the home's protection does not depend on (cloud sync, the anomaly models,
-    the serial and BLE drivers, mDNS, the simulator): an unexpected error ends that service
-    alone, logged with its traceback and shown by `homeguard-hub status`, instead of ending the
-    task group and, with it, the leak path. Each such service handles the faults it expects;
-    this is for the ones nobody expected (a systemd restart would only meet them again)."""
-    try:
-        await job
-    except Exception as err:  # noqa: BLE001 - the point: nothing escapes to the task group
-        stopped[name] = f"{type(err).__name__}: {err}"
-        _log.exception("%s stopped on an unexpected error; the hub runs on without it", name)
+    faults: ServiceFaults = field(default_factory=ServiceFaults)
 
 
 def _optional(
@@ -204,12 +195,12 @@ def _optional(
     out = _Optional()
     jobs = out.jobs
     if options.live or options.simulate is not None:
-        jobs["live-view"] = LiveView(bus).run()
+        jobs["live-view"] = LiveView(bus).run
     if config.anomaly.enabled:
         anomaly = wiring.anomaly_service(config, bus, clock)
-        jobs["anomaly"] = anomaly.run()
+        jobs["anomaly"] = anomaly.run
         locations = {d.id: d.location for d in config.devices}
-        jobs["anomaly-rule"] = AnomalyRule(bus=bus, locations=locations).run()
+        jobs["anomaly-rule"] = AnomalyRule(bus=bus, locations=locations).run
         out.status["anomaly"] = lambda: {
             "problem": anomaly.problem,
             "streams": anomaly.streams,
@@ -220,18 +211,21 @@ def _optional(
         }
     if wiring.wants_serial(config):
         serial = wiring.serial_service(config, clock, bus, bad_input)
-        jobs["serial"] = serial.run()
+        jobs["serial"] = serial.run
         out.status["serial"] = serial.status
     if wiring.wants_ble(config, options.ble_replay):
         ble = wiring.ble_service(config, options.ble_replay, clock, bus, bad_input)
-        jobs["ble"] = ble.run()
+        jobs["ble"] = ble.run
+        if options.ble_replay is not None:
+            out.once.add("ble")
         out.status["ble"] = ble.status
     if config.zeroconf.announce:
         from hub.zeroconf_mdns import HubAnnouncer
 
-        jobs["zeroconf"] = HubAnnouncer(config.hub.id, __version__).run()
+        jobs["zeroconf"] = HubAnnouncer(config.hub.id, __version__).run
     if options.simulate is not None:
-        jobs["simulator"] = run_simulator(
+        jobs["simulator"] = functools.partial(
+            run_simulator,
             host=config.mqtt.broker_host,
             port=config.mqtt.port,
             scenario=options.simulate,
