@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.backoff import Backoff
+from hub.errors import describe
 
 _log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class ServiceFaults:
     failures: dict[str, tuple[int, str, bool]] = field(default_factory=dict)
 
     def failed(self, name: str, error: BaseException, restarts: bool) -> None:
-        text = f"{type(error).__name__}: {error}"
+        text = describe(error)
         self.stopped[name] = text
         count = self.failures.get(name, (0, "", restarts))[0] + 1
         self.failures[name] = (count, text, restarts)

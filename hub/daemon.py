@@ -183,7 +183,8 @@ class _Optional:
     """The services that run only when the configuration or the command line asks for them."""
 
     jobs: dict[str, Start] = field(default_factory=dict)
-    #: Jobs not started again after an unexpected error (a BLE recording would replay from its start).
+    #: Jobs not started again after an unexpected error: a BLE recording would replay from its
+    #: start, the simulator would be a new house.
     once: set[str] = field(default_factory=set)
     status: dict[str, Callable[[], object]] = field(default_factory=dict)
     faults: ServiceFaults = field(default_factory=ServiceFaults)
@@ -224,6 +225,7 @@ def _optional(
 
         jobs["zeroconf"] = HubAnnouncer(config.hub.id, __version__).run
     if options.simulate is not None:
+        out.once.add("simulator")  # started again, it would be a new house: the valve open again
         jobs["simulator"] = functools.partial(
             run_simulator,
             host=config.mqtt.broker_host,

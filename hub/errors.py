@@ -50,3 +50,11 @@ class BadInputError(HubError):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+def describe(err: BaseException) -> str:
+    """`Type: message` of an error, looking through task groups' wrappers: an ExceptionGroup of
+    one error is described as that error (what a person needs to see in `status`)."""
+    while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
+        err = err.exceptions[0]
+    return f"{type(err).__name__}: {err}"

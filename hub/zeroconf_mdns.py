@@ -187,8 +187,10 @@ class HubAnnouncer:
         except (OSError, ZeroconfError, _NoAddressError) as err:
             await self._withdraw()
             self._failed(err)
-        except asyncio.CancelledError:
-            await self._withdraw()  # cancelled mid-announcement: say goodbye, then re-raise
+        except BaseException:
+            # Cancelled mid-announcement, or an error nobody expected (the hub starts the
+            # announcer again): say goodbye and close the sockets, then re-raise.
+            await self._withdraw()
             raise
         else:
             if self._failures:

@@ -111,8 +111,9 @@ class AnomalyRule:
         held = episode.last_high - episode.started  # how long it has stayed in the band
         sustained = held >= self._sustain and episode.highs >= self._min_points
         if sustained and not episode.reported:
-            episode.reported = True
-            return self._opened(s, episode)
+            report = self._opened(s, episode)
+            episode.reported = True  # only once the report exists: a failure leaves it to come
+            return report
         return None
 
     def _opened(self, s: AnomalyScore, e: _Episode) -> IncidentReport:

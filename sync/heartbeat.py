@@ -29,14 +29,16 @@ class Heartbeat:
         clock: Clock,
         sleep: Sleep,
         interval_s: float,
+        started: float | None = None,
     ) -> None:
+        """`started`: the `clock.monotonic()` the reported uptime counts from (default: now)."""
         self._db = db
         self._client = client
         self._link = link
         self._clock = clock
         self._sleep = sleep
         self._interval = interval_s
-        self._started = clock.monotonic()
+        self._started = clock.monotonic() if started is None else started
         self.sent = 0
 
     async def run(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from hub.backoff import Backoff
 from hub.clock import Clock
+from hub.errors import describe
 from sync.client import (
     SKEW_BLAME_S,
     CloudError,
@@ -41,6 +42,7 @@ class LinkState(enum.StrEnum):
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     DISABLED = "disabled"  # the secret cannot be used
+    STOPPED = "stopped"  # the sync loops met an error nobody expected; the hub starts them again
 
 
 def retry_backoff() -> Backoff:
@@ -77,6 +79,13 @@ class Link:
         self.state = LinkState.DISABLED
         self._error(str(err))
         _log.error("cloud sync disabled: %s", err)
+
+    def stopped(self, err: BaseException) -> None:
+        """The sync loops ended on an unexpected error (`hub.contained` starts them again)."""
+        self.state = LinkState.STOPPED
+        self.online.clear()
+        self.retry_at = None
+        self._error(describe(err))
 
     def failed(self, err: CloudError, backoff: Backoff) -> float:
         """Record a failure; returns how long the failing loop waits before its next try."""

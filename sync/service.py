@@ -61,6 +61,9 @@ class SyncService:
         self.heartbeat: Heartbeat | None = None
         self.rollups: Rollups | None = None
         self.ready = asyncio.Event()
+        self._started = clock.monotonic()  # the heartbeat's uptime counts from here
+        #: The counters of earlier runs of the loops (`run` again after an unexpected error).
+        self._earlier: dict[str, int] = {}
 
     def flush(self) -> None:
         """Drain now (SIGUSR1, `homeguard-hub sync flush`)."""
@@ -90,13 +93,19 @@ class SyncService:
         except OSError as err:  # a CA file TLS cannot use (ssl.SSLError), or unreadable now
             self.link.disabled(SecretError(f"cannot use the CA file {cloud.ca_file}: {err}"))
             return
+        for name, count in self._counters().items():  # the loops of a run that failed
+            self._earlier[name] = self._earlier.get(name, 0) + count
         common: dict[str, Any] = {"db": self._db, "clock": self._clock, "sleep": self._sleep}
         self.drainer = Drainer(client=client, link=self.link, wake=self._wake, **common)
         self.updates = UpdatesPoller(
             client=client, link=self.link, bus=self._bus, wait_s=self._poll_wait, **common
         )
         self.heartbeat = Heartbeat(
-            client=client, link=self.link, interval_s=cloud.heartbeat_s, **common
+            client=client,
+            link=self.link,
+            interval_s=cloud.heartbeat_s,
+            started=self._started,
+            **common,
         )
         self.rollups = Rollups(
             wake=self._wake,
@@ -104,17 +113,21 @@ class SyncService:
             retention_s=self._config.store.readings_retention_days * 86400,
             **common,
         )
-        async with client, asyncio.TaskGroup() as tg:
-            tg.create_task(self.drainer.run(), name="sync-drainer")
-            tg.create_task(self.updates.run(), name="sync-updates")
-            tg.create_task(self.heartbeat.run(), name="sync-heartbeat")
-            tg.create_task(self.rollups.run(), name="sync-rollups")
-            _log.info("cloud sync to %s started", cloud.url)
-            self.ready.set()
+        try:
+            async with client, asyncio.TaskGroup() as tg:
+                tg.create_task(self.drainer.run(), name="sync-drainer")
+                tg.create_task(self.updates.run(), name="sync-updates")
+                tg.create_task(self.heartbeat.run(), name="sync-heartbeat")
+                tg.create_task(self.rollups.run(), name="sync-rollups")
+                _log.info("cloud sync to %s started", cloud.url)
+                self.ready.set()
+        except Exception as err:
+            self.link.stopped(err)  # `sync status` must not say online while nothing is sent
+            raise
 
-    def status(self) -> dict[str, Any]:
-        """The link and the loops' counters (written to the health row every few seconds)."""
-        out = {"url": self._cloud.url, **self.link.as_dict()}
+    def _counters(self) -> dict[str, int]:
+        """The counters of the loops of the current (or last) run."""
+        out: dict[str, int] = {}
         if self.drainer is not None:
             out["requests"] = self.drainer.requests
             out["delivered"] = self.drainer.delivered
@@ -127,4 +140,12 @@ class SyncService:
             out["heartbeats"] = self.heartbeat.sent
         if self.rollups is not None:
             out["telemetry_dropped_since_start"] = self.rollups.dropped
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """The link and the loops' counters since the hub started (written to the health row
+        every few seconds)."""
+        out: dict[str, Any] = {"url": self._cloud.url, **self.link.as_dict()}
+        for name, count in self._counters().items():
+            out[name] = self._earlier.get(name, 0) + count
         return out

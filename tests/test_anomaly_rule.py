@@ -76,3 +76,38 @@ def test_streams_are_capped() -> None:
     rule.step(AnomalyScore("a/power", "electrical", "m", "1", 0.95, 0.9, T0))
     assert rule.step(AnomalyScore("b/power", "electrical", "m", "1", 0.95, 0.9, T0)) is None
     assert len(rule._episodes) == 1
+
+
+class _LocationsFailingOnce(dict[str, str]):
+    """The device locations, whose first look-up meets an error nobody expected."""
+
+    def __init__(self) -> None:
+        super().__init__({"pump-plug": "basement"})
+        self.failed = False
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("something nobody expected")
+        return super().get(key, default)
+
+
+def test_a_report_that_could_not_be_built_is_built_at_the_next_score() -> None:
+    """The rule's run fails while it builds the report (`hub.contained` starts it again): the
+    episode must not count as reported, or its incident would never open."""
+    rule = AnomalyRule(bus=Bus(), locations=_LocationsFailingOnce())
+    scores = [_score(v, T0 + i * 10.0) for i, v in enumerate([0.1] * 10 + [0.95] * 120)]
+    reports = []
+    failed_at = None
+    for s in scores:
+        try:
+            report = rule.step(s)
+        except RuntimeError:
+            failed_at = s.at
+            continue
+        if report is not None:
+            reports.append(report)
+    assert failed_at == T0 + 100 * 10  # where it first became sustained
+    assert len(reports) == 1
+    assert reports[0].at == failed_at + 10
+    assert reports[0].title.startswith("Unusual current at pump-plug: anomalous for 15 min")

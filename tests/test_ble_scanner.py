@@ -21,6 +21,7 @@ from drivers.ble.recording import read_recording
 from drivers.ble.scanner import NO_ADAPTER, OR_PATTERNS, BleakSource, bridge_id
 from drivers.ble.service import BleService
 from hub.config import DeviceConfig
+from hub.contained import ServiceFaults, contained
 from hub.errors import BadInputError
 from hub.events import Availability, Reading
 from hub.measurements import Measurement as M
@@ -248,3 +249,59 @@ async def test_a_passive_capable_bluez_scans_passively(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert PassiveOk.instances[0].stopped
+
+
+class FailingOnce(WaitingSink):
+    """A sink whose first reading meets an error nobody expected (somewhere downstream)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def emit(self, event: object) -> None:
+        if isinstance(event, Reading) and not self.failed:
+            self.failed = True
+            raise RuntimeError("downstream: something nobody expected")
+        super().emit(event)
+
+
+async def test_a_run_that_fails_reports_the_bridge_down_and_the_next_drops_stale_adverts(
+    fake_bleak: type[FakeScanner],
+) -> None:
+    sink = FailingOnce()
+    source = BleakSource(Clock())
+    service = BleService(DEVICES, sink, Clock(), source=source)
+    paused = asyncio.Event()
+    resume = asyncio.Event()
+
+    async def pause(delay: float) -> None:
+        paused.set()
+        await resume.wait()
+
+    faults = ServiceFaults()
+    task = asyncio.create_task(contained("ble", service.run, faults, sleep=pause))
+    await sink.wait_for(lambda: bool(sink.events))
+    first = fake_bleak.instances[-1]
+    thermometer, battery = recorded("bthome.jsonl")[:2]
+    first.advertise(thermometer)  # its reading fails the run
+    first.advertise(thermometer)  # queued behind it: stale by the time a run takes it
+    await paused.wait()
+    assert sink.events == [
+        Availability("ble:hci0", True, NOW),
+        Availability("ble:hci0", False, NOW),
+    ]
+    assert first.stopped
+    assert not service.online
+    resume.set()
+    await sink.wait_for(lambda: len(sink.events) == 3)
+    assert sink.events[2] == Availability("ble:hci0", True, NOW)
+    second = fake_bleak.instances[-1]
+    assert second is not first
+    assert source.dropped == 1  # the stale advert
+    second.advertise(battery)
+    await sink.wait_for(lambda: len(sink.events) == 4)
+    assert sink.events[3] == Reading("lounge", M.BATTERY, 93.0, NOW)
+    assert faults.failures["ble"][:2] == (1, "RuntimeError: downstream: something nobody expected")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

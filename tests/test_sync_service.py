@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from hub.bus import Bus, Overflow, Subscription
 from hub.clock import rfc3339
 from hub.config import Config
+from hub.contained import ServiceFaults, contained
 from hub.errors import StoreError
 from hub.events import IncidentChanged, MaintenanceTaskReceived, Reading
 from hub.incident import DispatchStatus, Incident, Status
@@ -438,3 +440,74 @@ def test_the_dispatch_mirror_survives_the_wire_and_repeats_change_nothing(tmp_pa
     done = apply_dispatch(changed, Dispatch(DispatchStatus.RESOLVED, 2500.0), at=2501.0)
     assert done is not None
     assert (done.status, done.resolved_at) == (Status.RESOLVED, 2500.0)
+
+
+class FailingHeartbeat(httpx.AsyncBaseTransport):
+    """The real HTTP transport, except that one heartbeat meets an error nobody expected."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.heartbeats = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/heartbeat"):
+            self.heartbeats += 1
+            if self.heartbeats == 2:
+                raise RuntimeError("transport: something nobody expected")
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_sync_stopped_by_an_unexpected_error_says_so_and_starts_again_where_it_was(
+    tmp_path: Path, cloud: RunningServer, clock: FakeClock, secret: bytes
+) -> None:
+    config = sync_config(tmp_path, cloud.url, secret)
+    newest = write_backlog(config.hub.data_dir, incidents=3, revisions=2, start=clock.t, span_s=60)
+    net = FailingHeartbeat()
+    paused = asyncio.Event()
+    resume = asyncio.Event()
+
+    async def pause(delay: float) -> None:
+        paused.set()
+        await resume.wait()
+
+    faults = ServiceFaults()
+    async with DbWorker(config.hub.data_dir) as db:
+        service = SyncService(
+            config=config, bus=Bus(), db=db, clock=clock, sleep=clock.sleep, poll_wait_s=1,
+            transport=net,
+        )  # fmt: skip
+        task = asyncio.create_task(contained("sync", service.run, faults, sleep=pause), name="sync")
+        try:
+            await asyncio.wait_for(service.ready.wait(), 10)
+            await drained(service, clock)
+            await asyncio.wait_for(clock.sleeping("sync-heartbeat"), 10)  # the first beat
+            first = cloud.last_heartbeat(HUB)
+            assert first is not None
+            await clock.advance(60.0)  # the heartbeat period: the second beat fails
+            await asyncio.wait_for(paused.wait(), 10)
+            stopped = service.status()
+            assert stopped["state"] == "stopped"
+            assert stopped["last_error"] == "RuntimeError: transport: something nobody expected"
+            assert faults.stopped == {"sync": stopped["last_error"]}
+            assert stopped["delivered"] == 3
+            assert not service.link.online.is_set()
+
+            resume.set()
+            await asyncio.wait_for(clock.sleeping("sync-heartbeat"), 10)  # beating again
+            await asyncio.wait_for(service.link.online.wait(), 10)
+            again = service.status()
+            assert again["state"] == "online"
+            assert again["delivered"] == 3  # counted since the hub started, not reset
+            assert again["heartbeats"] == 2  # the first run's beat and this run's
+            beat = cloud.last_heartbeat(HUB)
+            assert beat is not None
+            assert beat["uptime_s"] >= first["uptime_s"] + 60  # not as if the hub had rebooted
+            assert faults.stopped == {}
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert dict(cloud.stored_revisions(HUB)) == newest

@@ -278,6 +278,38 @@ async def test_a_name_taken_by_another_device_is_a_warning_not_a_crash(logs: Log
     assert "another device already announces this name" in record.getMessage()
 
 
+async def test_an_unexpected_error_while_announcing_says_goodbye_and_closes(
+    watcher: Watcher, logs: LogEvents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zeroconf (the library boundary) fails in a way nobody expected just after the name was
+    claimed: the announcer withdraws the name and closes its sockets before the error goes on,
+    so the next start (`hub.contained` starts it again) claims the name as its own."""
+    hub_id = unique("hub")
+    name = f"{hub_id}.{HUB_TYPE}"
+    real = AsyncZeroconf.async_register_service
+    failures = 0
+
+    async def register_then_fail(self: AsyncZeroconf, info: AsyncServiceInfo) -> object:
+        nonlocal failures
+        announcing = await real(self, info)
+        if failures == 0:
+            failures += 1
+            await announcing
+            raise RuntimeError("zeroconf: something nobody expected")
+        return announcing
+
+    monkeypatch.setattr(AsyncZeroconf, "async_register_service", register_then_fail)
+    announcer = HubAnnouncer(hub_id, "0.1.0", interfaces=LOOPBACK)
+    with pytest.raises(RuntimeError, match="nobody expected"):
+        async with announcer:
+            pass
+    await watcher.wait_for(ServiceStateChange.Removed, name)  # the goodbye went out
+    assert not announcer.announced
+    async with announcer:  # started again: the name is free, not "a second hub"
+        assert announcer.announced
+    assert not logs.matching("cannot announce")
+
+
 async def test_without_network_it_warns_once_and_keeps_trying(
     logs: LogEvents, not_here: list[str]
 ) -> None:

@@ -80,6 +80,7 @@ class BleakSource:
             try:
                 async with self._scanning():
                     self._retry.reset()
+                    self._drop_stale()
                     online = True
                     yield BridgeState(True)
                     while True:
@@ -92,6 +93,14 @@ class BleakSource:
                 else:
                     _log.debug("still no Bluetooth adapter %s: %s", self.adapter, _why(err))
             await asyncio.sleep(self._retry.next_delay())
+
+    def _drop_stale(self) -> None:
+        """Adverts left queued by an earlier scan (a run of the service that ended before it
+        took them) are stale: a reading is stamped when it is decoded, so they would come back
+        as current."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self.dropped += 1
 
     @contextlib.asynccontextmanager
     async def _scanning(self) -> AsyncIterator[None]:

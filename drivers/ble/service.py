@@ -56,7 +56,20 @@ class BleService:
         self.refused = 0
 
     async def run(self) -> None:
-        """Decode until cancelled (a replay source: until its file ends)."""
+        """Decode until cancelled (a replay source: until its file ends).
+
+        An error nobody expected ends the run (the hub starts it again, `hub.contained`): the
+        bridge is then reported down, so the devices behind it are known to be unwatched.
+        """
+        try:
+            await self._decode_all()
+        except Exception:
+            if self.online:
+                self.online = False
+                self._sink.emit(Availability(self.bridge, False, self._clock.now()))
+            raise
+
+    async def _decode_all(self) -> None:
         sink = self._sink
         async with contextlib.AsyncExitStack() as stack:
             stack.enter_context(quiet_libraries())
