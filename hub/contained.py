@@ -5,9 +5,9 @@ the faults they expect. `contained` is for the ones nobody expected: such an err
 service's run alone (the task group, and with it the leak path, runs on), is logged with its
 traceback, and `status` shows the service as stopped. Then the service starts again after a
 capped backoff (about 5 s, doubling up to 10 minutes; short again once a run has lasted 10
-minutes), so
-a driver that met one bad advert at 3 a.m. is back on its own and its leak sensors with it.
-A systemd restart would have met the same cause again, and taken the leak path down with it.
+minutes), so a driver that met one bad advert at 3 a.m. is back on its own, and its leak sensors
+with it. A systemd restart would have met the same cause again, and taken the leak path down
+with it. Services that must not run twice (a BLE recording, the simulator) are not restarted.
 """
 
 from __future__ import annotations
