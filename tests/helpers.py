@@ -232,3 +232,16 @@ async def until_or_hub_ends(awaitable: Awaitable[Any], hub: asyncio.Task[None]) 
         return waiting.result()
     finally:
         await cancelled(waiting)
+
+
+class HeldPause:
+    """Stands for `hub.contained`'s pause before a restart: it tells when it began (`paused`)
+    and ends only when the test says (`resume`), so a test looks at a stopped service."""
+
+    def __init__(self) -> None:
+        self.paused = asyncio.Event()
+        self.resume = asyncio.Event()
+
+    async def __call__(self, delay: float) -> None:
+        self.paused.set()
+        await self.resume.wait()

@@ -25,6 +25,7 @@ from hub.contained import ServiceFaults, contained
 from hub.errors import BadInputError
 from hub.events import Availability, Reading
 from hub.measurements import Measurement as M
+from tests.helpers import HeldPause
 
 NOW = 1_800_000_000.0
 ATC = "A4:C1:38:8D:18:B2"
@@ -271,13 +272,7 @@ async def test_a_run_that_fails_reports_the_bridge_down_and_the_next_drops_stale
     sink = FailingOnce()
     source = BleakSource(Clock())
     service = BleService(DEVICES, sink, Clock(), source=source)
-    paused = asyncio.Event()
-    resume = asyncio.Event()
-
-    async def pause(delay: float) -> None:
-        paused.set()
-        await resume.wait()
-
+    pause = HeldPause()
     faults = ServiceFaults()
     task = asyncio.create_task(contained("ble", service.run, faults, sleep=pause))
     await sink.wait_for(lambda: bool(sink.events))
@@ -285,14 +280,14 @@ async def test_a_run_that_fails_reports_the_bridge_down_and_the_next_drops_stale
     thermometer, battery = recorded("bthome.jsonl")[:2]
     first.advertise(thermometer)  # its reading fails the run
     first.advertise(thermometer)  # queued behind it: stale by the time a run takes it
-    await paused.wait()
+    await pause.paused.wait()
     assert sink.events == [
         Availability("ble:hci0", True, NOW),
         Availability("ble:hci0", False, NOW),
     ]
     assert first.stopped
     assert not service.online
-    resume.set()
+    pause.resume.set()
     await sink.wait_for(lambda: len(sink.events) == 3)
     assert sink.events[2] == Availability("ble:hci0", True, NOW)
     second = fake_bleak.instances[-1]

@@ -22,7 +22,17 @@ from hub.contained import FIRST_DELAY_S, MAX_DELAY_S, SETTLED_S, ServiceFaults, 
 from hub.store import hubstate, open_database
 from models import runtime
 from tests.broker import Broker
-from tests.helpers import LEAK, VALVE, Peer, hub_config, on, status_online, until_or_hub_ends, z2m
+from tests.helpers import (
+    LEAK,
+    VALVE,
+    HeldPause,
+    Peer,
+    hub_config,
+    on,
+    status_online,
+    until_or_hub_ends,
+    z2m,
+)
 from tests.test_zeroconf import LogEvents
 
 
@@ -129,13 +139,7 @@ async def test_the_pause_is_capped_and_a_long_run_makes_it_short_again() -> None
 
 async def test_a_failure_while_stopped_is_shown_until_it_runs_again() -> None:
     faults = ServiceFaults()
-    waiting = asyncio.Event()
-    resume = asyncio.Event()
-
-    async def pause(delay: float) -> None:
-        waiting.set()
-        await resume.wait()
-
+    pause = HeldPause()
     runs = 0
 
     async def once_broken() -> None:
@@ -145,9 +149,9 @@ async def test_a_failure_while_stopped_is_shown_until_it_runs_again() -> None:
             raise KeyError("x")
 
     task = asyncio.create_task(contained("serial", once_broken, faults, sleep=pause))
-    await waiting.wait()
+    await pause.paused.wait()
     assert faults.stopped == {"serial": "KeyError: 'x'"}
-    resume.set()
+    pause.resume.set()
     await task
     assert faults.stopped == {}
     assert faults.failures == {"serial": (1, "KeyError: 'x'", True)}
@@ -170,17 +174,13 @@ async def test_cancelling_a_contained_service_still_cancels_it() -> None:
 
 
 async def test_cancelling_it_during_its_pause_cancels_it() -> None:
-    waiting = asyncio.Event()
-
-    async def pause(delay: float) -> None:
-        waiting.set()
-        await asyncio.Event().wait()
+    pause = HeldPause()  # never resumed
 
     async def broken() -> None:
         raise ValueError("x")
 
     task = asyncio.create_task(contained("ble", broken, ServiceFaults(), sleep=pause))
-    await waiting.wait()
+    await pause.paused.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -28,6 +28,7 @@ from hub.store.db import MIGRATIONS
 from sync.link import LinkState
 from sync.server import RunningServer
 from sync.service import SyncService
+from tests.helpers import HeldPause
 from tests.sync_support import (
     HUB,
     FakeClock,
@@ -466,13 +467,7 @@ async def test_sync_stopped_by_an_unexpected_error_says_so_and_starts_again_wher
     config = sync_config(tmp_path, cloud.url, secret)
     newest = write_backlog(config.hub.data_dir, incidents=3, revisions=2, start=clock.t, span_s=60)
     net = FailingHeartbeat()
-    paused = asyncio.Event()
-    resume = asyncio.Event()
-
-    async def pause(delay: float) -> None:
-        paused.set()
-        await resume.wait()
-
+    pause = HeldPause()
     faults = ServiceFaults()
     async with DbWorker(config.hub.data_dir) as db:
         service = SyncService(
@@ -487,7 +482,7 @@ async def test_sync_stopped_by_an_unexpected_error_says_so_and_starts_again_wher
             first = cloud.last_heartbeat(HUB)
             assert first is not None
             await clock.advance(60.0)  # the heartbeat period: the second beat fails
-            await asyncio.wait_for(paused.wait(), 10)
+            await asyncio.wait_for(pause.paused.wait(), 10)
             stopped = service.status()
             assert stopped["state"] == "stopped"
             assert stopped["last_error"] == "RuntimeError: transport: something nobody expected"
@@ -495,7 +490,7 @@ async def test_sync_stopped_by_an_unexpected_error_says_so_and_starts_again_wher
             assert stopped["delivered"] == 3
             assert not service.link.online.is_set()
 
-            resume.set()
+            pause.resume.set()
             await asyncio.wait_for(clock.sleeping("sync-heartbeat"), 10)  # beating again
             await asyncio.wait_for(service.link.online.wait(), 10)
             again = service.status()
