@@ -183,8 +183,6 @@ def test_wet_reading_before_the_device_list_is_not_dropped() -> None:
     [
         (b'{"water_leak": tru', BadInputReason.MALFORMED_JSON),
         (b'"wet"', BadInputReason.NOT_AN_OBJECT),
-        (b'{"temperature": NaN}', BadInputReason.NOT_FINITE),
-        (b'{"temperature": Infinity}', BadInputReason.NOT_FINITE),
         (b"x" * 70000, BadInputReason.TOO_LARGE),
     ],
 )
@@ -193,6 +191,20 @@ def test_whole_payload_refusals(payload: bytes, reason: BadInputReason) -> None:
     with pytest.raises(BadInputError) as info:
         adapter.decode("zigbee2mqtt/Kitchen Leak", payload, 1.0)
     assert info.value.reason is reason
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_a_number_json_does_not_allow_is_refused_alone_and_the_leak_kept(constant: bytes) -> None:
+    """Python's json.dumps writes NaN for a dead probe: that key goes, the leak stays."""
+    adapter, sink = _z2m()
+    payload = b'{"water_leak": true, "temperature": ' + constant + b"}"
+    adapter.decode("zigbee2mqtt/Kitchen Leak", payload, 1.0)
+    assert sink.readings() == {("kitchen-leak", M.WATER_LEAK): True}
+    assert sink.refused == [BadInputReason.NOT_FINITE]
+    native = Sink()
+    NativeAdapter(DEVICES, native, 65536).decode("homeguard/sensors/basement/state", payload, 1.0)
+    assert native.readings() == {("basement", M.WATER_LEAK): True}
+    assert native.refused == [BadInputReason.NOT_FINITE]
 
 
 def test_native_refuses_per_key_and_keeps_the_rest() -> None:

@@ -310,7 +310,6 @@ def test_unusable_windows_are_config_errors(window: float) -> None:
         (b'{"model":7,"id":6845}', BadInputReason.WRONG_TYPE),
         (b'{"model":"Govee-Water","id":[6845]}', BadInputReason.WRONG_TYPE),
         (b'{"model":"Govee-Water","id":true}', BadInputReason.WRONG_TYPE),
-        (b'{"model":"Govee-Water","id":6845,"humidity":NaN}', BadInputReason.NOT_FINITE),
         (b"x" * 70000, BadInputReason.TOO_LARGE),
     ],
 )
@@ -320,6 +319,13 @@ def test_whole_payload_refusals(payload: bytes, reason: BadInputReason) -> None:
         adapter.decode(TOPIC, payload, 1.0)
     assert info.value.reason is reason
     assert sink.events == []
+
+
+def test_a_number_json_does_not_allow_is_refused_alone_and_the_leak_kept() -> None:
+    adapter, sink = _adapter()
+    adapter.decode(TOPIC, b'{"model":"Govee-Water","id":6845,"detect_wet":1,"humidity":NaN}', 1.0)
+    assert sink.events == [Reading("dishwasher-leak", M.WATER_LEAK, True, 1.0)]
+    assert sink.refused == [("dishwasher-leak", BadInputReason.NOT_FINITE)]
 
 
 def test_bad_fields_refused_per_field_and_the_rest_kept() -> None:

@@ -7,6 +7,8 @@ printing `{"water_leak": true, "temperature": 21.5}`.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +21,9 @@ from hub.config import DeviceConfig
 from hub.errors import BadInputError, BadInputReason
 from hub.events import Reading
 from hub.measurements import Measurement as M
-from tests.serial_support import PluggablePort, RecordingSink, running
+from tests.serial_support import WAIT_S, PluggablePort, PtyPair, RecordingSink, running
 from tests.sync_support import FakeClock
+from tests.task_support import background
 
 LEAK = b'{"water_leak": true, "temperature": 21.5}'
 DRY = b'{"water_leak": false, "temperature": 21.4, "battery": 97}'
@@ -41,13 +44,20 @@ def test_bad_values_are_refused_one_by_one() -> None:
     ]
 
 
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_a_number_json_does_not_allow_is_refused_alone_and_the_leak_kept(constant: bytes) -> None:
+    """A board with a dead probe (ArduinoJson and Python write NaN) still reports its leak."""
+    decoded = decode_line(b'{"water_leak": true, "temperature": ' + constant + b"}")
+    assert decoded.samples == (Sample(M.WATER_LEAK, True),)
+    assert [e.reason for e in decoded.refused] == [BadInputReason.NOT_FINITE]
+
+
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
         (b'{"water_leak": tru', BadInputReason.MALFORMED_JSON),
         (b"\xff\xfe{}", BadInputReason.MALFORMED_JSON),
         (b"[1, 2]", BadInputReason.NOT_AN_OBJECT),
-        (b'{"temperature": NaN}', BadInputReason.NOT_FINITE),
         (b"{}", BadInputReason.UNSUPPORTED),
         (b'{"x": "' + b"a" * MAX_LINE_BYTES + b'"}', BadInputReason.TOO_LARGE),
     ],
@@ -113,3 +123,44 @@ async def test_sensor_through_a_pty_with_garbage_and_an_unplug(
             assert len(sink.refused) == 1
     finally:
         port.close()
+
+
+#: A board printing as fast as its USB link goes (an ESP32's native USB ignores the baud rate), in
+#: a process of its own: lines faster than the hub decodes them, for as long as the test runs.
+_FLOOD = """
+import os, sys
+fd, data = int(sys.argv[1]), bytes.fromhex(sys.argv[2]) * 1000
+while True:
+    os.write(fd, data)
+"""
+
+
+async def test_a_board_that_never_stops_sending_leaves_the_event_loop_its_turns(
+    clock: FakeClock,
+) -> None:
+    """The leak path shares the event loop: a port that never runs dry must not hold it."""
+    sink = RecordingSink()
+    pty = PtyPair()
+    device = DeviceConfig(id="probe", adapter="json_lines", port=pty.path)
+    flood = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _FLOOD, str(pty.master), (DRY + b"\r\n").hex(),
+        pass_fds=(pty.master,),
+    )  # fmt: skip
+    try:
+        async with running(SerialService([device], sink, clock)):
+            await sink.wait_for(lambda s: len(s.readings()) > 0)
+            turned = asyncio.Event()
+
+            async def other_work() -> None:  # stands for the leak path: it needs a few turns
+                for _ in range(100):
+                    await asyncio.sleep(0)
+                turned.set()
+
+            async with background(other_work(), name="other-work"):
+                async with asyncio.timeout(WAIT_S):
+                    await turned.wait()
+            assert flood.returncode is None  # the board was still sending all along
+    finally:
+        flood.kill()
+        await flood.wait()
+        pty.close()

@@ -378,7 +378,6 @@ def test_topics_that_are_not_state_are_ignored() -> None:
     [
         (f"{PLUS}/status/switch:0", b"{not json", BadInputReason.MALFORMED_JSON),
         (f"{PLUS}/status/switch:0", b"[1, 2]", BadInputReason.NOT_AN_OBJECT),
-        (f"{PLUS}/status/switch:0", b'{"apower": NaN}', BadInputReason.NOT_FINITE),
         (f"{PLUS}/status/switch:0", b"{}" + b" " * 70000, BadInputReason.TOO_LARGE),
         (f"{PLUS}/status/switch:x", b"{}", BadInputReason.BAD_TOPIC),
         (f"{PLUS}/status/switch", b"{}", BadInputReason.BAD_TOPIC),
@@ -399,6 +398,14 @@ def test_bad_messages_are_refused_whole(topic: str, payload: bytes, reason: BadI
         adapter.decode(topic, payload, 1.0)
     assert err.value.reason is reason
     assert sink.events == []
+
+
+def test_a_number_json_does_not_allow_is_refused_alone() -> None:
+    adapter, sink = _shelly()
+    adapter.decode(f"{PLUS}/status/switch:0", b'{"id":0,"apower":NaN,"voltage":231.5}', 1.0)
+    assert Reading("main-valve", M.VOLTAGE, 231.5, 1.0) in sink.events
+    assert not [e for e in sink.events if getattr(e, "measurement", None) is M.POWER]
+    assert sink.refused == [("main-valve", BadInputReason.NOT_FINITE)]
 
 
 def test_bad_fields_are_refused_one_by_one() -> None:

@@ -292,13 +292,19 @@ def test_unusable_names_are_config_errors(name: str) -> None:
 # -- bad input --------------------------------------------------------------------------------
 
 
+def test_a_number_json_does_not_allow_is_refused_alone() -> None:
+    adapter, sink = _adapter()
+    adapter.decode("tele/tasmota_A1B2C3/SENSOR", b'{"ENERGY":{"Power":NaN,"Voltage":230}}', 1.0)
+    assert sink.events == [Reading("washer-plug", M.VOLTAGE, 230.0, 1.0)]
+    assert sink.refused == [("washer-plug", BadInputReason.NOT_FINITE)]
+
+
 @pytest.mark.parametrize(
     ("topic", "payload", "reason"),
     [
         ("tele/tasmota_A1B2C3/SENSOR", b'{"ENERGY":{"Power": 9', BadInputReason.MALFORMED_JSON),
         ("tele/tasmota_A1B2C3/SENSOR", b"[1,2]", BadInputReason.NOT_AN_OBJECT),
         ("tele/tasmota_A1B2C3/STATE", b'"ON"', BadInputReason.NOT_AN_OBJECT),
-        ("tele/tasmota_A1B2C3/SENSOR", b'{"ENERGY":{"Power":NaN}}', BadInputReason.NOT_FINITE),
         ("stat/tasmota_A1B2C3/RESULT", b"x" * 70000, BadInputReason.TOO_LARGE),
         ("stat/tasmota_A1B2C3/POWER", b"x" * 70000, BadInputReason.TOO_LARGE),
         ("tele/tasmota_A1B2C3/LWT", b"x" * 70000, BadInputReason.TOO_LARGE),

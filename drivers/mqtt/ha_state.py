@@ -11,7 +11,6 @@ then). Anything else that cannot be used raises `BadInputError`.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from drivers.mqtt.ha_entity import EntitySpec, payload_text
 from drivers.mqtt.ha_template import MISSING, Template
@@ -41,7 +40,7 @@ class Message:
         if template.json and not self._parsed:
             self._parsed = True
             try:
-                self._data = json.loads(self.text, parse_constant=_no_constants)
+                self._data = json.loads(self.text, parse_constant=float)  # as `parse_json`
             except (ValueError, RecursionError) as err:
                 self._error = (
                     err
@@ -51,10 +50,6 @@ class Message:
         if template.json and self._error is not None:
             raise self._error
         return template.extract(self.text, self._data)
-
-
-def _no_constants(name: str) -> Any:
-    raise BadInputError(BadInputReason.NOT_FINITE, f"{name} is not a number JSON allows")
 
 
 def state_value(spec: EntitySpec, message: Message) -> float | bool | str | None:

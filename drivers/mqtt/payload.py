@@ -11,14 +11,12 @@ from hub import topics
 from hub.errors import BadInputError, BadInputReason
 from hub.measurements import BOOLEAN, RANGES, STATES, Measurement
 
-
-def _no_constants(name: str) -> Any:
-    raise BadInputError(BadInputReason.NOT_FINITE, f"{name} is not a number JSON allows")
-
-
 #: One decoder for every message: `json.loads(..., parse_constant=...)` builds a new one each call
-#: (a few µs of every message's 15-25).
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+#: (a few µs of every message's 15-25). `NaN` and `Infinity`, which JSON does not allow but
+#: Python's `json.dumps` and some firmware write, are read as the floats they name, so that the
+#: checks of each value refuse that key (`NOT_FINITE`) and keep the rest: a leak board's
+#: `{"water_leak": true, "temperature": NaN}` (a dead probe) still reports the leak.
+_DECODER = json.JSONDecoder(parse_constant=float)
 
 
 #: A `\uD800`..`\uDFFF` escape: the only way a lone UTF-16 surrogate gets into a decoded string

@@ -139,6 +139,10 @@ class SerialPort:
                 raise PortLost(f"{self.settings.path}: {err.strerror}", err.errno) from err
             if not data:
                 raise PortLost(f"{self.settings.path}: end of file (unplugged?)")
+            # A port that never runs dry (a USB board printing in a loop, far faster than any
+            # baud rate) would otherwise hold the event loop, and the leak path, for as long as
+            # it keeps sending: give the loop a turn with every chunk.
+            await asyncio.sleep(0)
             return data
 
 
