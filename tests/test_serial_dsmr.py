@@ -18,7 +18,7 @@ import pytest
 from dsmr_parser.parsers import TelegramParser
 
 from drivers.serial import Decoded, Router, Sample
-from drivers.serial.dsmr import TelegramFramer, decode_telegram, port_settings
+from drivers.serial.dsmr import TelegramFramer, decode_telegram, needs_crc, port_settings
 from drivers.serial.port import PortSettings
 from drivers.serial.service import SerialService
 from hub.config import DeviceConfig
@@ -83,10 +83,23 @@ def test_v4_2_telegram_decodes_whole() -> None:
     )
 
 
-def test_v2_2_telegram_without_crc_decodes() -> None:
-    assert decode_telegram(V2_2.decode("latin-1")) == Decoded(
+def test_v2_2_telegram_without_crc_decodes_on_a_dsmr_2_2_port() -> None:
+    assert not needs_crc(port_settings("/dev/ttyUSB0", 9600))
+    assert decode_telegram(V2_2.decode("latin-1"), crc_required=False) == Decoded(
         (Sample(M.POWER, 1010.0), Sample(M.ENERGY, 2.002))
     )
+
+
+def test_a_telegram_without_crc_is_refused_on_a_dsmr_4_or_5_port() -> None:
+    """Line noise that took a DSMR 5 telegram's CRC digits (and changed 0.244 kW to 90.244 kW)
+    must not become a reading unchecked."""
+    assert needs_crc(port_settings("/dev/ttyUSB0", None))
+    text = V5.decode("latin-1").replace("00.244*kW", "90.244*kW", 1)
+    no_crc = text[: text.rindex("!") + 1] + "\r\n"
+    with pytest.raises(BadInputError) as caught:
+        decode_telegram(no_crc)
+    assert caught.value.reason is BadInputReason.BAD_FRAME
+    assert "without a CRC" in str(caught.value)
 
 
 def test_a_broken_crc_refuses_the_whole_telegram() -> None:
@@ -228,11 +241,12 @@ async def test_meter_through_a_pty_with_garbage_and_an_unplug(
             pty = port.plug()
             await sink.wait_for(lambda s: s.availability(bridge) == [True, False, True])
             before = len(sink.readings())
-            pty.write(V2_2)
-            await sink.wait_for(lambda s: len(s.readings()) == before + 2)
-            assert sink.values("p1")[M.POWER] == 1010.0
+            pty.write(V2_2 + V4_2)  # no CRC on a DSMR 4/5 port: refused; the next one decodes
+            await sink.wait_for(lambda s: len(s.readings()) > before)
+            assert sink.values("p1")[M.POWER] == 2027.0
             assert sink.availability("p1") == [True, False, True]
-            assert len(sink.refused) == 2
+            assert sink.reasons() == [BadInputReason.BAD_FRAME] * 3
+            assert "without a CRC" in sink.refused[2][2]
     finally:
         port.close()
 
@@ -307,5 +321,24 @@ async def test_a_meter_that_falls_silent_goes_offline_while_the_port_stays_open(
             await sink.wait_for(lambda s: s.availability("p1") == [True, False, True])
             assert len(sink.readings()) == 2 * len(V5_SAMPLES)
             assert sink.availability(bridge) == [True]
+    finally:
+        port.close()
+
+
+async def test_a_dsmr_2_2_port_takes_telegrams_without_crc(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    sink = RecordingSink()
+    port = PluggablePort(tmp_path / "ttyUSB0")
+    pty = port.plug()
+    device = DeviceConfig(id="p1", adapter="dsmr", port=str(port.path), baudrate=9600)
+    service = SerialService([device], sink, clock, reopen_initial_s=0.01, reopen_cap_s=0.05)
+    try:
+        async with running(service):
+            await sink.wait_for(lambda s: s.availability(f"serial:{port.path}") == [True])
+            pty.write(V2_2)
+            await sink.wait_for(lambda s: len(s.readings()) == 2)
+            assert sink.values("p1") == {M.POWER: 1010.0, M.ENERGY: 2.002}
+            assert sink.refused == []
     finally:
         port.close()

@@ -8,7 +8,8 @@ telegrams (other than line ends and NULs) is refused as BAD_FRAME, as is a teleg
 the next `/`, one over `MAX_TELEGRAM_BYTES` (TOO_LARGE) or one whose CRC fails. The next good
 telegram decodes regardless. A telegram with a CRC is parsed with dsmr-parser's V5 specification
 (its objects below read the same in V4); one without (DSMR 2.2 / 3) with the V2_2 specification
-and no integrity check. Only the objects the hub reads are parsed, so a vendor's odd line elsewhere
+and no integrity check, on a 9600-baud port only (on a DSMR 4 / 5 port a telegram whose CRC
+digits were lost is refused). Only the objects the hub reads are parsed, so a vendor's odd line elsewhere
 (M-Bus, the power-failure log, text messages) cannot spoil a telegram.
 
 What a telegram becomes (values are stamped with the hub's clock at arrival, not the meter's):
@@ -26,6 +27,7 @@ What a telegram becomes (values are stamped with the hub's clock at arrival, not
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from decimal import Decimal
@@ -50,6 +52,7 @@ __all__ = [
     "DsmrMeter",
     "TelegramFramer",
     "decode_telegram",
+    "needs_crc",
     "port_settings",
 ]
 
@@ -116,6 +119,11 @@ _WITHOUT_CRC = TelegramParser(
 )
 
 
+def needs_crc(settings: PortSettings) -> bool:
+    """Whether telegrams on this port carry a CRC: DSMR 4 / 5 (above 9600 baud) always do."""
+    return settings.baudrate > 9600
+
+
 def port_settings(port: str, baudrate: int | None) -> PortSettings:
     """115200 8N1 by default; 9600 (or slower) is a DSMR 2.2 / 3 port: 7E1."""
     rate = baudrate or DEFAULT_BAUDRATE
@@ -124,12 +132,18 @@ def port_settings(port: str, baudrate: int | None) -> PortSettings:
     return PortSettings(port, rate)
 
 
-def decode_telegram(text: str) -> Decoded:
+def decode_telegram(text: str, *, crc_required: bool = True) -> Decoded:
     """The readings in one telegram (`/` .. `!CRC\\r\\n`). Raises `BadInputError` (BAD_FRAME)
     when the whole telegram is refused: a CRC mismatch, a line dsmr-parser cannot parse, or
-    nothing the hub reads."""
+    nothing the hub reads; and, with `crc_required` (a DSMR 4 / 5 port), a telegram without a
+    CRC: line noise that took the CRC digits must not become a reading unchecked. Only a DSMR
+    2.2 / 3 port (9600 baud or slower) takes telegrams without one."""
     tail = text.rfind("!")
     crc = text[tail + 1 :].strip("\r\n\x00") if tail != -1 else ""
+    if not crc and crc_required:
+        raise BadInputError(
+            BadInputReason.BAD_FRAME, "telegram without a CRC on a DSMR 4/5 port (above 9600 baud)"
+        )
     parser = _WITH_CRC if crc else _WITHOUT_CRC
     try:
         telegram = parser.parse(text, throw_ex=True)
@@ -272,7 +286,15 @@ class DsmrMeter(StreamDevice[str]):
     adapter = "dsmr"
 
     def __init__(
-        self, device_id: str, name: str, sink: Sink, silent_after_s: float = SILENT_AFTER_S
+        self,
+        device_id: str,
+        name: str,
+        sink: Sink,
+        silent_after_s: float = SILENT_AFTER_S,
+        *,
+        crc_required: bool = True,
     ) -> None:
-        super().__init__(device_id, name, sink, TelegramFramer(), decode_telegram)
+        """`crc_required`: False only on a DSMR 2.2 / 3 port (see `needs_crc`)."""
+        decode = functools.partial(decode_telegram, crc_required=crc_required)
+        super().__init__(device_id, name, sink, TelegramFramer(), decode)
         self.silent_after_s = silent_after_s

@@ -98,8 +98,14 @@ class SerialService:
         d = devices[0]
         device: dsmr.DsmrMeter | json_lines.JsonLinesDevice
         if adapter == "dsmr":
-            device = dsmr.DsmrMeter(d.id, d.native_name, self._sink, self._dsmr_silent_after_s)
             settings = dsmr.port_settings(port, d.baudrate)
+            device = dsmr.DsmrMeter(
+                d.id,
+                d.native_name,
+                self._sink,
+                self._dsmr_silent_after_s,
+                crc_required=dsmr.needs_crc(settings),
+            )
         else:
             device = json_lines.JsonLinesDevice(d.id, d.native_name, self._sink)
             settings = json_lines.port_settings(port, d.baudrate)
