@@ -43,6 +43,7 @@ from tests.serial_support import (
     running,
 )
 from tests.sync_support import FakeClock
+from tests.test_zeroconf import LogEvents
 
 FLOAT32 = AsyncModbusSerialClient.DATATYPE.FLOAT32
 
@@ -261,3 +262,17 @@ async def test_a_meter_that_does_not_answer_is_offline(tmp_path: Path, clock: Fa
             assert sink.refused == []
     finally:
         port.close()
+
+
+async def test_a_port_that_cannot_be_opened_says_why(tmp_path: Path, clock: FakeClock) -> None:
+    """pymodbus' own log is silenced: the warning must carry the OS's reason (here, not a
+    device; for a hub user outside `dialout`, "Permission denied")."""
+    not_a_port = tmp_path / "ttyUSB0"
+    not_a_port.mkdir()
+    sink = RecordingSink()
+    service = SerialService([sdm("a", "SDM120", not_a_port, 1)], sink, clock)
+    with LogEvents.of("drivers.serial.port") as logs:
+        async with running(service):
+            await logs.wait_for("failed")
+    [record] = logs.matching("failed")
+    assert f"cannot open {not_a_port}: Is a directory" in record.getMessage()

@@ -126,7 +126,7 @@ class ModbusPort:
         )
         try:
             if not await client.connect():
-                raise PortUnavailable(f"cannot open {s.path}")
+                raise PortUnavailable(*_why_not_open(s.path))
             self.keeper.opened()
             _log.info("Modbus port %s open (%d meters)", s.describe(), len(self._meters))
             await self._poll_forever(client, lost)
@@ -216,3 +216,14 @@ class ModbusPort:
     def _port_lost(self, at: float) -> None:
         for meter in self._meters:
             self._presence.set(meter.device_id, False, at)
+
+
+def _why_not_open(path: str) -> tuple[str, int | None]:
+    """Why pymodbus could not open `path` (its own log, silenced, would say only that it could
+    not connect): the OS's word, from opening it once more ourselves (no permission for the hub
+    user, not in `dialout`; busy; not a serial device)."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK))
+    except OSError as err:
+        return f"cannot open {path}: {err.strerror}", err.errno
+    return f"cannot open {path} as a serial port", None
