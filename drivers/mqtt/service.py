@@ -261,8 +261,12 @@ class MqttService:
             _log.warning("cannot subscribe to %r: %s", topic_filter[:120], err)
 
     async def _connected_session(self, client: _Client, backoff: Backoff) -> None:
-        while self._unsent:  # commands that waited for the broker go first
-            self.on_command(self._unsent.popleft())
+        # Commands that waited for the broker go first. Those taken now, once each: when the
+        # link drops again meanwhile, `on_command` queues them anew for the next connection
+        # (looping until the queue is empty would then never end, with the event loop held).
+        waiting, self._unsent = self._unsent, deque(maxlen=_MAX_UNSENT)
+        for command in waiting:
+            self.on_command(command)
         await self._publish(
             client, Outgoing(topics.hub_status(self._hub_id), topics.ONLINE.encode(), retain=True)
         )
