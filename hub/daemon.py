@@ -94,8 +94,6 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
     bad_input = BadInputLog()
     devices = config.devices
     async with DbWorker(config.hub.data_dir, open_later=True) as db:
-        registered = await _register_devices(db, devices)
-
         sink = BusSink(bus, bad_input)
         # `mqtt` is bound below: discovery subscribes through it once it is connected.
         adapters = wiring.mqtt_adapters(config, sink, lambda f: mqtt.subscribe_later(f))  # noqa: PLW0108
@@ -157,6 +155,8 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
 
         health = HealthReporter(db=db, clock=clock, probe=probe)
         async with asyncio.TaskGroup() as tg:
+            # The first job of the store (behind its open, which nothing here waits for).
+            tg.create_task(_register_devices(db, devices), name="register-devices")
             tg.create_task(leak.run(), name="water-leak")
             tg.create_task(incidents.run(), name="incidents")
             tg.create_task(liveness.run(), name="liveness")
@@ -164,8 +164,6 @@ async def _run(config: Config, options: Options, clock: Clock) -> None:
             tg.create_task(recorder.run(), name="recorder")
             tg.create_task(mqtt.run(), name="mqtt")
             tg.create_task(health.run(), name="health")
-            if not registered:
-                tg.create_task(_register_devices_later(db, devices), name="register-devices")
             if sync is not None:
                 tg.create_task(contained("sync", sync.run, optional.faults), name="sync")
             for name, start in optional.jobs.items():
@@ -253,22 +251,17 @@ def _snapshot(db: DbWorker) -> Callable[[], Awaitable[list[Incident]]]:
     return snapshot
 
 
-async def _register_devices(db: DbWorker, devices: list[DeviceConfig]) -> bool:
-    """The configured devices in the store; False (said) when the store cannot take them now."""
-    try:
-        await db.run(readings_repo.register_devices, [_row(d) for d in devices])
-        await db.run(readings_repo.forget_unconfigured, {d.id for d in devices})
-    except StoreError as err:
-        _log.debug("cannot register the configured devices now (%s)", err)
-        return False
-    return True
-
-
-async def _register_devices_later(db: DbWorker, devices: list[DeviceConfig]) -> None:
+async def _register_devices(db: DbWorker, devices: list[DeviceConfig]) -> None:
+    """The configured devices in the store, once it can take them (retried with a backoff)."""
     backoff = Backoff(initial=1.0, cap=300.0)
     while True:
-        await asyncio.sleep(backoff.next_delay())
-        if await _register_devices(db, devices):
+        try:
+            await db.run(readings_repo.register_devices, [_row(d) for d in devices])
+            await db.run(readings_repo.forget_unconfigured, {d.id for d in devices})
+        except StoreError as err:
+            _log.debug("cannot register the configured devices now (%s)", err)
+            await asyncio.sleep(backoff.next_delay())
+        else:
             return
 
 

@@ -27,14 +27,25 @@ class HealthReporter:
         self._started = clock.now()
 
     async def run(self) -> None:
+        """Write the health row and tell systemd's watchdog the hub is alive, every interval.
+
+        The watchdog hears from the event loop, which the leak path runs on: a store busy for
+        longer than `WatchdogSec` (the integrity check of a large database at start, a prune of
+        weeks of readings) must not get the hub killed, and a restart would not make it quicker.
+        A health row still being written is not queued twice.
+        """
         interval = min(HEALTH_INTERVAL_S, sdnotify.watchdog_interval() or HEALTH_INTERVAL_S)
+        writing: asyncio.Task[None] | None = None
         try:
             while True:
-                await self.write()
+                if writing is None or writing.done():
+                    writing = asyncio.create_task(self.write(), name="health-write")
                 sdnotify.notify("WATCHDOG=1")
                 await asyncio.sleep(interval)  # a period, not a wait for an event
         except asyncio.CancelledError:
-            await self.write(stopping=True)
+            await self.write(stopping=True)  # after any row still being written (one thread)
+            if writing is not None:
+                await asyncio.wait({writing})
             raise
 
     async def write(self, *, stopping: bool = False) -> None:

@@ -131,7 +131,13 @@ class Recorder:
         mono = self._clock.monotonic()
         if self._last_prune is None or mono - self._last_prune >= _PRUNE_EVERY_S:
             self._last_prune = mono
-            pruned = await self._db.run(repo.prune, self._clock.now() - self._retention)
+            before = self._clock.now() - self._retention
+            pruned = 0
+            while True:  # in batches: other jobs of the store run in between
+                batch = await self._db.run(repo.prune, before, repo.PRUNE_BATCH)
+                pruned += batch
+                if batch < repo.PRUNE_BATCH:
+                    break
             if pruned:
                 _log.info("pruned %d readings older than the retention", pruned)
         self._store_failing = False

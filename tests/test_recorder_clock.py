@@ -4,6 +4,9 @@ pruning goes on, and the newest reading is the last value shown; a forgotten dev
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from hub.bus import Bus
 from hub.events import DeviceDiscovered, DeviceForgotten, Reading
@@ -68,3 +71,30 @@ async def test_a_forgotten_device_leaves_the_device_table(tmp_path: Path) -> Non
         bus.publish(found)  # paired again under the same name: back
         await recorder.flush()
         assert [d["id"] for d in await db.run(repo.device_table)] == ["z2m-basement-leak"]
+
+
+def _old_readings(db: Any, count: int, at: float) -> None:
+    db.conn.executemany(
+        "INSERT INTO readings (device_id, measurement, at, value) VALUES (?, ?, ?, ?)",
+        [("kitchen-leak", "temperature", at + i, 20.0) for i in range(count)],
+    )
+
+
+async def test_a_prune_of_many_readings_goes_in_short_batches_until_none_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch is its own job on the store's thread, so an incident's write or the health
+    row waits at most one batch; the recorder goes on until every old reading is gone."""
+    monkeypatch.setattr(repo, "PRUNE_BATCH", 1000)
+    clock = StepClock(T0)
+    async with DbWorker(tmp_path) as db:
+        await db.run(_old_readings, 2500, T0 - 30 * DAY)
+        assert await db.run(repo.prune, T0 - DAY, 1000) == 1000  # one batch, and more are left
+        bus = Bus()
+        recorder = Recorder(bus=bus, db=db, clock=clock, flush_interval_s=1.0, retention_s=DAY)
+        bus.publish(Reading("kitchen-leak", Measurement.TEMPERATURE, 21.0, clock.now()))
+        await recorder.flush()  # the first flush prunes: 1500 left, in two batches
+        left = await db.run(
+            lambda d: d.execute("SELECT count(*), max(at) FROM readings").fetchone()
+        )
+    assert tuple(left) == (1, T0)  # the new reading only

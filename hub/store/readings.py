@@ -69,10 +69,21 @@ def record(db: sqlite_utils.Database, readings: list[Reading], seen: list[SeenUp
             )
 
 
-def prune(db: sqlite_utils.Database, before: float) -> int:
-    """Delete readings older than `before`; returns how many went."""
+#: Readings deleted per transaction by `prune`. Each batch is one short job on the store's one
+#: thread (tens of milliseconds), so an incident's write or the health row never waits behind a
+#: prune of weeks of readings (18 million in one transaction held that thread for 40 s).
+PRUNE_BATCH = 20_000
+
+
+def prune(db: sqlite_utils.Database, before: float, limit: int = PRUNE_BATCH) -> int:
+    """Delete up to `limit` of the readings older than `before`, oldest first; returns how many
+    went (fewer than `limit`: none are left)."""
     with transaction(db):
-        cur = db.execute("DELETE FROM readings WHERE at < ?", [before])
+        cur = db.execute(
+            "DELETE FROM readings WHERE rowid IN "
+            "(SELECT rowid FROM readings WHERE at < ? ORDER BY at LIMIT ?)",
+            [before, limit],
+        )
     return int(cur.rowcount)
 
 

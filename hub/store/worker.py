@@ -30,8 +30,9 @@ class DbWorker:
     With `open_later=True` (the daemon) a database that cannot be opened at start (a full disk, a
     data dir it may not write) does not stop the hub: the failure is logged, `open_error` says it,
     every `run` raises `StoreError` — which every caller handles by waiting and retrying — and
-    tries to open it again, so the store comes back on its own once the cause is gone. The leak
-    path never waits for the store."""
+    tries to open it again, so the store comes back on its own once the cause is gone. Nor does
+    it wait for the open at start: the first jobs queue behind it. The leak path never waits for
+    the store."""
 
     def __init__(self, data_dir: Path, *, open_later: bool = False) -> None:
         self._data_dir = data_dir
@@ -44,23 +45,36 @@ class DbWorker:
 
     async def __aenter__(self) -> DbWorker:
         loop = asyncio.get_running_loop()
+        if self._open_later:
+            # The daemon does not wait for the open: its integrity check reads the whole file
+            # (half a minute for a large database on a cold cache, after a power cut) and the
+            # leak path starts now. Every job queues behind the open on the one worker thread.
+            loop.run_in_executor(self._executor, self._database).add_done_callback(self._opened)
+            self._entered = True
+            return self
         try:
             await loop.run_in_executor(self._executor, self._database)
-        except StoreError as err:
-            if not self._open_later:
-                self._executor.shutdown(wait=True)
-                raise
+        except BaseException:
+            self._executor.shutdown(wait=True)
+            raise
+        self._entered = True
+        return self
+
+    def _opened(self, opening: asyncio.Future[sqlite_utils.Database]) -> None:
+        """The start-up open's outcome (`open_later`): a failure is said, and the next job
+        tries again."""
+        if opening.cancelled():
+            return
+        err = opening.exception()
+        if isinstance(err, StoreError):
             _log.error(
                 "cannot open the database in %s (%s): the hub runs on and protects the home; "
                 "incidents wait in memory and the database is tried again with each write",
                 self._data_dir,
                 err,
             )
-        except BaseException:
-            self._executor.shutdown(wait=True)
-            raise
-        self._entered = True
-        return self
+        elif err is not None:
+            _log.error("opening the database in %s failed", self._data_dir, exc_info=err)
 
     async def __aexit__(
         self,
