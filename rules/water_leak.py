@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from hub.bus import Bus
 from hub.clock import Clock
-from hub.events import CommandAction, IncidentKey, IncidentReport, Reading
+from hub.events import CommandAction, DeviceForgotten, IncidentKey, IncidentReport, Reading
 from hub.incident import (
     ActionKind,
     ActionOutcome,
@@ -107,6 +107,9 @@ class WaterLeakProtocol:
         # A direct handler, not a queue: the wet reading, the close command and its write to the
         # broker happen in the step that decoded the reading.
         bus.handle(Reading, self.on_reading, where=lambda r: r.measurement in _WATCHED)
+        # A sensor removed from its ecosystem (unpaired from Zigbee2MQTT) says nothing more: it
+        # no longer counts as wet, or the homeowner could never open the water again.
+        bus.handle(DeviceForgotten, lambda e: self._wet.discard(e.device_id))
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:

@@ -10,7 +10,7 @@ from typing import Any
 
 from hub.bus import Bus, Subscription
 from hub.clock import SystemClock
-from hub.events import Command, CommandAction, IncidentReport, Reading
+from hub.events import Command, CommandAction, DeviceForgotten, IncidentReport, Reading
 from hub.incident import ActionOutcome
 from hub.measurements import Measurement
 from rules.water_leak import MAX_CLOSE_AGAIN, Place, WaterLeakProtocol
@@ -120,3 +120,15 @@ async def test_a_valve_that_keeps_opening_is_left_to_a_person_and_the_incident_e
         assert "keeps opening" in given_up.title
         bus.publish(Reading("valve", Measurement.VALVE, "open", 11.0))  # said once, not again
         assert reports.drain() == []
+
+
+async def test_a_wet_sensor_removed_from_its_ecosystem_no_longer_counts_as_wet() -> None:
+    async with _running() as (bus, commands, reports):
+        bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
+        await _next(commands, _is_close)
+        bus.publish(Reading("valve", Measurement.VALVE, "closed", 2.0))
+        await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        bus.publish(DeviceForgotten("leak", "zigbee2mqtt", 3.0))  # unpaired while wet
+        commands.drain()
+        bus.publish(Reading("valve", Measurement.VALVE, "open", 4.0))  # the homeowner reopens it
+        assert [c for c in commands.drain() if _is_close(c)] == []
