@@ -22,6 +22,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hub.bus import Bus
 from hub.clock import Clock
@@ -162,7 +163,8 @@ class WaterLeakProtocol:
                 self._bus.publish(
                     self._report(
                         at=reading.at,
-                        title=f"Water leak — valve {valve.name} keeps opening",
+                        title=f"Water leak at {self._where()} — valve {valve.name} keeps opening",
+                        **self._leak_scope(),
                         response_plan=self._plan(),
                         escalated=True,
                     )
@@ -177,9 +179,13 @@ class WaterLeakProtocol:
             valve.name,
             reading.value,
         )
+        # Titled, with the wet sensors: when the homeowner resolved the incident while the floor
+        # was still wet, this action opens one again instead of going to the resolved one.
         self._bus.publish(
             self._report(
                 at=reading.at,
+                title=f"Water leak at {self._where()} — valve {valve.name} closed again",
+                **self._leak_scope(),
                 evidence=(
                     IncidentEvidence(
                         valve.id, reading.measurement.value, str(reading.value), None, reading.at
@@ -308,6 +314,16 @@ class WaterLeakProtocol:
 
     def _place(self, device_id: str) -> Place:
         return self._places.get(device_id) or Place(device_id, device_id, None)
+
+    def _where(self) -> str:
+        """Where the water is: the location (or name) of the first wet sensor."""
+        place = self._place(min(self._wet)) if self._wet else None
+        return "an unknown place" if place is None else place.location or place.name
+
+    def _leak_scope(self) -> dict[str, Any]:
+        """The wet sensors and their location, for a report that may open an incident."""
+        wet = tuple(sorted(self._wet))
+        return {"sensors": wet, "location": self._place(wet[0]).location if wet else None}
 
     def _plan(self) -> tuple[str, ...]:
         open_valves = {v.id for v in self._valves} - self._closed

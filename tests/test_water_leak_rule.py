@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from hub.bus import Bus, Subscription
 from hub.clock import SystemClock
 from hub.events import Command, CommandAction, DeviceForgotten, IncidentReport, Reading
-from hub.incident import ActionOutcome
+from hub.incident import ActionOutcome, Status
 from hub.measurements import Measurement
+from hub.store import incidents as incident_repo
+from hub.store import open_database
 from rules.water_leak import MAX_CLOSE_AGAIN, Place, WaterLeakProtocol
 from tests.task_support import background
 
@@ -132,3 +135,30 @@ async def test_a_wet_sensor_removed_from_its_ecosystem_no_longer_counts_as_wet()
         commands.drain()
         bus.publish(Reading("valve", Measurement.VALVE, "open", 4.0))  # the homeowner reopens it
         assert [c for c in commands.drain() if _is_close(c)] == []
+
+
+async def test_a_valve_closed_again_after_the_homeowner_resolved_opens_an_incident(
+    tmp_path: Path,
+) -> None:
+    """Resolved from the CLI while the floor is still wet, then the valve opened by hand: the
+    hub closes it again, and that is on an open incident with the wet sensor, not added to the
+    resolved one (where `incidents list` showed nothing open)."""
+    db = open_database(tmp_path)
+    async with _running() as (bus, commands, reports):
+        bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
+        first = await _next(reports, lambda r: bool(r.title))
+        leak = incident_repo.apply_report(db, first, "hub-x")
+        assert leak is not None
+        bus.publish(Reading("valve", Measurement.VALVE, "closed", 2.0))
+        await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        incident_repo.change_status(db, leak.id, Status.RESOLVED, 3.0)  # the floor is still wet
+        commands.drain()
+        bus.publish(Reading("valve", Measurement.VALVE, "open", 4.0))  # opened by hand
+        await _next(commands, _is_close)
+        again = await _next(reports, lambda r: r.evidence and r.evidence[0].sensor_id == "valve")
+        changed = incident_repo.apply_report(db, again, "hub-x")
+    assert changed is not None
+    assert changed.id != leak.id
+    assert changed.status is Status.OPEN
+    assert changed.title == "Water leak at kitchen — valve Valve closed again"
+    assert (changed.sensors, changed.location) == (("leak",), "kitchen")
