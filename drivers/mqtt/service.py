@@ -267,19 +267,13 @@ class MqttService:
         waiting, self._unsent = self._unsent, deque(maxlen=_MAX_UNSENT)
         for command in waiting:
             self.on_command(command)
-        await self._publish(
-            client, Outgoing(topics.hub_status(self._hub_id), topics.ONLINE.encode(), retain=True)
-        )
-        for incident in await self._snapshot():  # the broker may have lost them in a restart
-            await self._publish_incident(client, incident)
-        self._link(True)
-        backoff.reset()
-        _log.info("MQTT connected to %s:%d", self._config.broker_host, self._config.port)
-        self.ready.set()
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._send_loop(client))
-                async for _ in client.messages:  # returns nothing; raises when the link drops
+                tg.create_task(self._announce_then_send(client, backoff))
+                # Returns nothing; raises when the link drops, which ends the publishing task
+                # too: a publish waiting for its PUBACK on a link that just dropped would
+                # otherwise hold the reconnect for `_IO_TIMEOUT_S`.
+                async for _ in client.messages:
                     pass
         except asyncio.CancelledError:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
@@ -288,6 +282,21 @@ class MqttService:
                         topics.hub_status(self._hub_id), topics.OFFLINE, qos=1, retain=True
                     )
             raise
+
+    async def _announce_then_send(self, client: _Client, backoff: Backoff) -> None:
+        """Say the hub is online and publish every incident again (the broker may have lost
+        them in a restart), then publish incident changes as they come (after the snapshot, so
+        a retained incident never goes back to an older revision)."""
+        await self._publish(
+            client, Outgoing(topics.hub_status(self._hub_id), topics.ONLINE.encode(), retain=True)
+        )
+        for incident in await self._snapshot():
+            await self._publish_incident(client, incident)
+        self._link(True)
+        backoff.reset()
+        _log.info("MQTT connected to %s:%d", self._config.broker_host, self._config.port)
+        self.ready.set()
+        await self._send_loop(client)
 
     # -- sending -------------------------------------------------------------------------------
 
