@@ -124,6 +124,10 @@ class IncidentReport:
     #: The cause is gone: resolve the open incident of `key` (with this report's evidence), if any.
     resolve: bool = False
     source_kind: str = "rule"  # or "anomaly": a model, not a fixed rule, saw it
+    #: For an untitled report (a follow-up) of an emergency still going on: when no incident of
+    #: `key` is open (the homeowner resolved it meanwhile), open one with this title instead of
+    #: adding to the resolved one. An open incident keeps its own title.
+    opens_as: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,12 +179,13 @@ class WaterLeakProtocol:
             valve.name,
             reading.value,
         )
-        # Titled, with the wet sensors: when the homeowner resolved the incident while the floor
-        # was still wet, this action opens one again instead of going to the resolved one.
+        # With the wet sensors, and a title for a new incident only: when the homeowner resolved
+        # the incident while the floor was still wet, this action opens one again instead of
+        # going to the resolved one; an open incident keeps its title.
         self._bus.publish(
             self._report(
                 at=reading.at,
-                title=f"Water leak at {self._where()} — valve {valve.name} closed again",
+                opens_as=f"Water leak at {self._where()} — valve {valve.name} closed again",
                 **self._leak_scope(),
                 evidence=(
                     IncidentEvidence(
@@ -360,6 +361,7 @@ class WaterLeakProtocol:
         actions: tuple[IncidentAction, ...] = (),
         response_plan: tuple[str, ...] = (),
         escalated: bool = False,
+        opens_as: str = "",
     ) -> IncidentReport:
         return IncidentReport(
             key=IncidentKey.WATER_LEAK,
@@ -375,4 +377,5 @@ class WaterLeakProtocol:
             actions=actions,
             response_plan=response_plan,
             escalated=escalated,
+            opens_as=opens_as,
         )

@@ -8,14 +8,15 @@ printing `{"water_leak": true, "temperature": 21.5}`.
 from __future__ import annotations
 
 import asyncio
-import sys
+import os
+import select
 from pathlib import Path
 
 import pytest
 
 from drivers.serial import Decoded, Sample
 from drivers.serial.json_lines import MAX_LINE_BYTES, LineFramer, decode_line, port_settings
-from drivers.serial.port import PortSettings
+from drivers.serial.port import PortSettings, SerialPort
 from drivers.serial.service import SerialService
 from hub.config import DeviceConfig
 from hub.errors import BadInputError, BadInputReason
@@ -23,7 +24,6 @@ from hub.events import Reading
 from hub.measurements import Measurement as M
 from tests.serial_support import WAIT_S, PluggablePort, PtyPair, RecordingSink, running
 from tests.sync_support import FakeClock
-from tests.task_support import background
 
 LEAK = b'{"water_leak": true, "temperature": 21.5}'
 DRY = b'{"water_leak": false, "temperature": 21.4, "battery": 97}'
@@ -125,42 +125,23 @@ async def test_sensor_through_a_pty_with_garbage_and_an_unplug(
         port.close()
 
 
-#: A board printing as fast as its USB link goes (an ESP32's native USB ignores the baud rate), in
-#: a process of its own: lines faster than the hub decodes them, for as long as the test runs.
-_FLOOD = """
-import os, sys
-fd, data = int(sys.argv[1]), bytes.fromhex(sys.argv[2]) * 1000
-while True:
-    os.write(fd, data)
-"""
-
-
-async def test_a_board_that_never_stops_sending_leaves_the_event_loop_its_turns(
-    clock: FakeClock,
-) -> None:
-    """The leak path shares the event loop: a port that never runs dry must not hold it."""
-    sink = RecordingSink()
+async def test_a_read_with_bytes_waiting_still_gives_the_event_loop_a_turn() -> None:
+    """The leak path shares the event loop with every port: a board that never runs dry (a USB
+    board printing in a loop, far faster than the hub decodes) had held the loop for as long
+    as it kept sending, because a read that finds bytes waiting never suspended."""
     pty = PtyPair()
-    device = DeviceConfig(id="probe", adapter="json_lines", port=pty.path)
-    flood = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _FLOOD, str(pty.master), (DRY + b"\r\n").hex(),
-        pass_fds=(pty.master,),
-    )  # fmt: skip
+    # Opened before the port takes it exclusively: it shows when the bytes are there to read.
+    probe = os.open(pty.path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
     try:
-        async with running(SerialService([device], sink, clock)):
-            await sink.wait_for(lambda s: len(s.readings()) > 0)
-            turned = asyncio.Event()
-
-            async def other_work() -> None:  # stands for the leak path: it needs a few turns
-                for _ in range(100):
-                    await asyncio.sleep(0)
-                turned.set()
-
-            async with background(other_work(), name="other-work"):
-                async with asyncio.timeout(WAIT_S):
-                    await turned.wait()
-            assert flood.returncode is None  # the board was still sending all along
+        async with SerialPort(PortSettings(pty.path, 115200)) as port:
+            pty.write(DRY + b"\r\n")
+            readable, _, _ = select.select([probe], [], [], WAIT_S)
+            assert readable
+            turns: list[bool] = []
+            asyncio.get_running_loop().call_soon(turns.append, True)  # other work, waiting
+            data = await port.read()
+        assert data.startswith(b'{"water_leak"')
+        assert turns == [True]  # it ran before the read returned
     finally:
-        flood.kill()
-        await flood.wait()
+        os.close(probe)
         pty.close()

@@ -157,8 +157,29 @@ async def test_a_valve_closed_again_after_the_homeowner_resolved_opens_an_incide
         await _next(commands, _is_close)
         again = await _next(reports, lambda r: r.evidence and r.evidence[0].sensor_id == "valve")
         changed = incident_repo.apply_report(db, again, "hub-x")
-    assert changed is not None
-    assert changed.id != leak.id
-    assert changed.status is Status.OPEN
-    assert changed.title == "Water leak at kitchen — valve Valve closed again"
-    assert (changed.sensors, changed.location) == (("leak",), "kitchen")
+        assert changed is not None
+        assert changed.id != leak.id
+        assert changed.status is Status.OPEN
+        assert changed.title == "Water leak at kitchen — valve Valve closed again"
+        assert (changed.sensors, changed.location) == (("leak",), "kitchen")
+        # Opened by hand once more, the new incident still open: it keeps its title.
+        bus.publish(Reading("valve", Measurement.VALVE, "closed", 5.0))
+        await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        bus.publish(Reading("valve", Measurement.VALVE, "open", 6.0))
+        third = await _next(reports, lambda r: r.evidence and r.evidence[0].at == 6.0)
+        merged = incident_repo.apply_report(db, third, "hub-x")
+    assert merged is not None
+    assert merged.id == changed.id
+    assert merged.title == "Water leak at kitchen — valve Valve closed again"
+
+
+async def test_a_valve_closed_again_keeps_the_open_incidents_title() -> None:
+    async with _running() as (bus, commands, reports):
+        bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
+        await _next(commands, _is_close)
+        bus.publish(Reading("valve", Measurement.VALVE, "closed", 2.0))
+        await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        bus.publish(Reading("valve", Measurement.VALVE, "open", 3.0))
+        again = await _next(reports, lambda r: r.evidence and r.evidence[0].sensor_id == "valve")
+    assert again.title == ""  # merged into the open incident, it leaves its title alone
+    assert again.opens_as == "Water leak at kitchen — valve Valve closed again"

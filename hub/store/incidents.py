@@ -70,7 +70,9 @@ def apply_report(db: sqlite_utils.Database, report: IncidentReport, hub_id: str)
         if current is None and report.resolve:
             return None  # nothing open (or nothing open that can be read) to resolve
         title = report.title
-        if current is None and not report.title:
+        if current is None and not title and report.opens_as:
+            title = report.opens_as  # still going on: a new incident, not the resolved one
+        elif current is None and not title:
             # A follow-up (an action's outcome, an episode's end) belongs to the incident it
             # follows, even when the homeowner or the cloud resolved that one in between.
             try:
