@@ -77,6 +77,21 @@ def _is_close(c: Command) -> bool:
     return c.action is CommandAction.CLOSE_VALVE
 
 
+async def _valve_closes(bus: Bus, reports: Subscription[Any], at: float) -> None:
+    """The valve reports closed, and the hub records its close as confirmed."""
+    bus.publish(Reading("valve", Measurement.VALVE, "closed", at))
+    await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+
+
+async def _leak_and_valve_closed(
+    bus: Bus, commands: Subscription[Any], reports: Subscription[Any]
+) -> None:
+    """A leak, the hub's close, and the valve confirming it."""
+    bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
+    await _next(commands, _is_close)
+    await _valve_closes(bus, reports, 1.5)
+
+
 async def test_a_valve_reported_open_while_the_floor_is_wet_is_closed_again() -> None:
     async with _running() as (bus, commands, reports):
         bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
@@ -106,15 +121,11 @@ async def test_a_valve_reported_open_while_the_floor_is_wet_is_closed_again() ->
 
 async def test_a_valve_that_keeps_opening_is_left_to_a_person_and_the_incident_escalated() -> None:
     async with _running() as (bus, commands, reports):
-        bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
-        await _next(commands, _is_close)
-        bus.publish(Reading("valve", Measurement.VALVE, "closed", 1.5))
-        await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        await _leak_and_valve_closed(bus, commands, reports)
         for n in range(MAX_CLOSE_AGAIN):
             bus.publish(Reading("valve", Measurement.VALVE, "open", 2.0 + n))
             await _next(commands, _is_close)
-            bus.publish(Reading("valve", Measurement.VALVE, "closed", 2.5 + n))
-            await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+            await _valve_closes(bus, reports, 2.5 + n)
         reports.drain()
         bus.publish(Reading("valve", Measurement.VALVE, "open", 10.0))
         assert not any(_is_close(c) for c in commands.drain())
@@ -127,10 +138,7 @@ async def test_a_valve_that_keeps_opening_is_left_to_a_person_and_the_incident_e
 
 async def test_a_wet_sensor_removed_from_its_ecosystem_no_longer_counts_as_wet() -> None:
     async with _running() as (bus, commands, reports):
-        bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
-        await _next(commands, _is_close)
-        bus.publish(Reading("valve", Measurement.VALVE, "closed", 2.0))
-        await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        await _leak_and_valve_closed(bus, commands, reports)
         bus.publish(DeviceForgotten("leak", "zigbee2mqtt", 3.0))  # unpaired while wet
         commands.drain()
         bus.publish(Reading("valve", Measurement.VALVE, "open", 4.0))  # the homeowner reopens it
@@ -149,8 +157,7 @@ async def test_a_valve_closed_again_after_the_homeowner_resolved_opens_an_incide
         first = await _next(reports, lambda r: bool(r.title))
         leak = incident_repo.apply_report(db, first, "hub-x")
         assert leak is not None
-        bus.publish(Reading("valve", Measurement.VALVE, "closed", 2.0))
-        await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        await _valve_closes(bus, reports, 2.0)
         incident_repo.change_status(db, leak.id, Status.RESOLVED, 3.0)  # the floor is still wet
         commands.drain()
         bus.publish(Reading("valve", Measurement.VALVE, "open", 4.0))  # opened by hand
@@ -163,8 +170,7 @@ async def test_a_valve_closed_again_after_the_homeowner_resolved_opens_an_incide
         assert changed.title == "Water leak at kitchen — valve Valve closed again"
         assert (changed.sensors, changed.location) == (("leak",), "kitchen")
         # Opened by hand once more, the new incident still open: it keeps its title.
-        bus.publish(Reading("valve", Measurement.VALVE, "closed", 5.0))
-        await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        await _valve_closes(bus, reports, 5.0)
         bus.publish(Reading("valve", Measurement.VALVE, "open", 6.0))
         third = await _next(reports, lambda r: r.evidence and r.evidence[0].at == 6.0)
         merged = incident_repo.apply_report(db, third, "hub-x")
@@ -175,10 +181,7 @@ async def test_a_valve_closed_again_after_the_homeowner_resolved_opens_an_incide
 
 async def test_a_valve_closed_again_keeps_the_open_incidents_title() -> None:
     async with _running() as (bus, commands, reports):
-        bus.publish(Reading("leak", Measurement.WATER_LEAK, True, 1.0))
-        await _next(commands, _is_close)
-        bus.publish(Reading("valve", Measurement.VALVE, "closed", 2.0))
-        await _next(reports, lambda r: r.actions and r.actions[0].result is ActionOutcome.OK)
+        await _leak_and_valve_closed(bus, commands, reports)
         bus.publish(Reading("valve", Measurement.VALVE, "open", 3.0))
         again = await _next(reports, lambda r: r.evidence and r.evidence[0].sensor_id == "valve")
     assert again.title == ""  # merged into the open incident, it leaves its title alone
