@@ -10,11 +10,9 @@ then). Anything else that cannot be used raises `BadInputError`.
 
 from __future__ import annotations
 
-import json
-
 from drivers.mqtt.ha_entity import EntitySpec, payload_text
 from drivers.mqtt.ha_template import MISSING, Template
-from drivers.mqtt.payload import finite, measurement_value, number
+from drivers.mqtt.payload import JSON_DECODER, finite, measurement_value, number
 from hub.errors import BadInputError, BadInputReason
 from hub.measurements import BOOLEAN
 
@@ -40,13 +38,9 @@ class Message:
         if template.json and not self._parsed:
             self._parsed = True
             try:
-                self._data = json.loads(self.text, parse_constant=float)  # as `parse_json`
+                self._data = JSON_DECODER.decode(self.text)
             except (ValueError, RecursionError) as err:
-                self._error = (
-                    err
-                    if isinstance(err, BadInputError)
-                    else BadInputError(BadInputReason.MALFORMED_JSON, f"not JSON: {err}")
-                )
+                self._error = BadInputError(BadInputReason.MALFORMED_JSON, f"not JSON: {err}")
         if template.json and self._error is not None:
             raise self._error
         return template.extract(self.text, self._data)

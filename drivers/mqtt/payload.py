@@ -16,7 +16,7 @@ from hub.measurements import BOOLEAN, RANGES, STATES, Measurement
 #: Python's `json.dumps` and some firmware write, are read as the floats they name, so that the
 #: checks of each value refuse that key (`NOT_FINITE`) and keep the rest: a leak board's
 #: `{"water_leak": true, "temperature": NaN}` (a dead probe) still reports the leak.
-_DECODER = json.JSONDecoder(parse_constant=float)
+JSON_DECODER = json.JSONDecoder(parse_constant=float)
 
 
 #: A `\uD800`..`\uDFFF` escape: the only way a lone UTF-16 surrogate gets into a decoded string
@@ -45,7 +45,7 @@ def parse_json(payload: bytes, max_bytes: int, *, keep_surrogates: bool = False)
         )
     try:
         text = payload.decode()
-        value = _DECODER.decode(text)
+        value = JSON_DECODER.decode(text)
     except (ValueError, RecursionError) as err:
         if isinstance(err, BadInputError):
             raise
