@@ -22,7 +22,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from hub.bus import Bus
 from hub.clock import Clock
@@ -150,6 +149,8 @@ class WaterLeakProtocol:
         valve = next((v for v in self._valves if v.id == reading.device_id), None)
         if valve is None or valve.id in self._confirming:
             return  # not one of ours, or its close is still being confirmed
+        wet, place = self._wet_place()
+        where = place.location or place.name
         tries = self._closed_again.get(valve.id, 0)
         if tries >= MAX_CLOSE_AGAIN:
             if tries == MAX_CLOSE_AGAIN:
@@ -163,8 +164,9 @@ class WaterLeakProtocol:
                 self._bus.publish(
                     self._report(
                         at=reading.at,
-                        title=f"Water leak at {self._where()} — valve {valve.name} keeps opening",
-                        **self._leak_scope(),
+                        title=f"Water leak at {where} — valve {valve.name} keeps opening",
+                        location=place.location,
+                        sensors=wet,
                         response_plan=self._plan(),
                         escalated=True,
                     )
@@ -185,8 +187,9 @@ class WaterLeakProtocol:
         self._bus.publish(
             self._report(
                 at=reading.at,
-                opens_as=f"Water leak at {self._where()} — valve {valve.name} closed again",
-                **self._leak_scope(),
+                opens_as=f"Water leak at {where} — valve {valve.name} closed again",
+                location=place.location,
+                sensors=wet,
                 evidence=(
                     IncidentEvidence(
                         valve.id, reading.measurement.value, str(reading.value), None, reading.at
@@ -316,15 +319,10 @@ class WaterLeakProtocol:
     def _place(self, device_id: str) -> Place:
         return self._places.get(device_id) or Place(device_id, device_id, None)
 
-    def _where(self) -> str:
-        """Where the water is: the location (or name) of the first wet sensor."""
-        place = self._place(min(self._wet)) if self._wet else None
-        return "an unknown place" if place is None else place.location or place.name
-
-    def _leak_scope(self) -> dict[str, Any]:
-        """The wet sensors and their location, for a report that may open an incident."""
+    def _wet_place(self) -> tuple[tuple[str, ...], Place]:
+        """The wet sensors, and the place of the first (call only while one is wet)."""
         wet = tuple(sorted(self._wet))
-        return {"sensors": wet, "location": self._place(wet[0]).location if wet else None}
+        return wet, self._place(wet[0])
 
     def _plan(self) -> tuple[str, ...]:
         open_valves = {v.id for v in self._valves} - self._closed
