@@ -119,15 +119,19 @@ _WITHOUT_CRC = TelegramParser(
 )
 
 
+#: The fastest rate of a DSMR 2.2 / 3 port (7E1, telegrams without a CRC); DSMR 4 / 5 run above it.
+DSMR3_MAX_BAUDRATE = 9600
+
+
 def needs_crc(settings: PortSettings) -> bool:
-    """Whether telegrams on this port carry a CRC: DSMR 4 / 5 (above 9600 baud) always do."""
-    return settings.baudrate > 9600
+    """Whether telegrams on this port carry a CRC: DSMR 4 / 5 ones always do."""
+    return settings.baudrate > DSMR3_MAX_BAUDRATE
 
 
 def port_settings(port: str, baudrate: int | None) -> PortSettings:
     """115200 8N1 by default; 9600 (or slower) is a DSMR 2.2 / 3 port: 7E1."""
     rate = baudrate or DEFAULT_BAUDRATE
-    if rate <= 9600:
+    if rate <= DSMR3_MAX_BAUDRATE:
         return PortSettings(port, rate, bytesize=7, parity="E")
     return PortSettings(port, rate)
 

@@ -128,21 +128,24 @@ class SerialPort:
 
     async def read(self) -> bytes:
         """The next bytes the port received (waits for some). Raises `PortLost`."""
+        waited = False
         while True:
             try:
                 data = os.read(self._fd, _CHUNK)
             except BlockingIOError:  # nothing yet (or a stale wake-up): wait for the loop's word
                 self._ready.clear()
                 await self._ready.wait()
+                waited = True
                 continue
             except OSError as err:
                 raise PortLost(f"{self.settings.path}: {err.strerror}", err.errno) from err
             if not data:
                 raise PortLost(f"{self.settings.path}: end of file (unplugged?)")
-            # A port that never runs dry (a USB board printing in a loop, far faster than any
-            # baud rate) would otherwise hold the event loop, and the leak path, for as long as
-            # it keeps sending: give the loop a turn with every chunk.
-            await asyncio.sleep(0)
+            if not waited:
+                # Bytes were waiting: a port that never runs dry (a USB board printing in a
+                # loop, far faster than any baud rate) would otherwise hold the event loop, and
+                # the leak path, for as long as it keeps sending. Give the loop its turn.
+                await asyncio.sleep(0)
             return data
 
 
