@@ -191,14 +191,14 @@ class LikelihoodState:
 
     def _beyond(self, p: LikelihoodParams, value: float, at: float) -> float:
         """1.0 for a value further outside the stream's range so far than `spatial_tolerance` of
-        it (0 until the stream is `warmup` readings and `value_after_s` old); then the range
-        takes the value in."""
+        it (0 until the stream is `value_after_s` old; `score` holds the warm-up); then the
+        range takes the value in."""
         if math.isnan(self.first_at):
             self.first_at = at
         low, high = self.low, self.high
         self.low = min(low, value)
         self.high = max(high, value)
-        if self.n <= p.warmup or at - self.first_at < p.value_after_s or not low < high:
+        if at - self.first_at < p.value_after_s or not low < high:
             return 0.0
         margin = p.spatial_tolerance * (high - low)
         return 1.0 if value > high + margin or value < low - margin else 0.0
