@@ -28,6 +28,10 @@ noisiest of the channels, so it must be stronger than the others to fire, while 
 channel). Its short-term mean makes a lone spike reach 1.0 on the reading after it, or on the
 spike itself when it is large against the stream's usual errors.
 
+The surprise, rarity and beyond channels also run on the stream's means of `slow_block`
+readings (`models.univariate.BlockScale`, with a state of its own: `evidence`); `score` takes
+that evidence in at a block's last reading beside its own channels.
+
 **Suppression**: after a detection (a score at or above the threshold) the stream's *event*
 score is 0 for the next `suppress` readings: one event, one detection, not a burst of repeats
 (what NAB-style scoring and `models score` report). A stuck run is one event too: it enters the
@@ -67,6 +71,7 @@ class LikelihoodParams:
     stuck_factor: float = 3.0
     stuck_min: int = 30
     spatial_tolerance: float = 0.05
+    slow_block: int = 8
 
     @classmethod
     def from_card(cls, data: dict[str, Any]) -> LikelihoodParams:
@@ -144,25 +149,41 @@ class LikelihoodState:
     longest_run: int = 0  # the longest such run before the current one
 
     def score(
-        self, p: LikelihoodParams, target: float, forecast: float, value: float, at: float
+        self,
+        p: LikelihoodParams,
+        target: float,
+        forecast: float,
+        value: float,
+        at: float,
+        slow: float = 0.0,
     ) -> Score:
-        """Take in one reading; return its scores."""
+        """Take in one reading; return its scores. `slow`: the block scale's evidence for this
+        reading (`models.univariate.BlockScale`; 0 but at a block's last reading), counted like
+        this scale's surprise, rarity and beyond channels."""
+        evidence = max(self.evidence(p, target, forecast, value, at), slow)
+        was_stuck = self.stuck_level(p) >= 0.5
+        stuck = self._stuck(p, value)
+        if self.n <= p.warmup:
+            return _ZERO
+        level = max(evidence, stuck)
+        if self.quiet > 0:
+            self.quiet -= 1
+            return Score(level, 0.0)
+        event = max(evidence, 0.0 if was_stuck else stuck)
+        if event >= p.threshold:
+            self.quiet = p.suppress
+        return Score(level, event)
+
+    def evidence(
+        self, p: LikelihoodParams, target: float, forecast: float, value: float, at: float
+    ) -> float:
+        """Take in one reading's value and forecast; the strongest of its surprise, rarity and
+        beyond channels (0 through the warm-up). The stuck channel is `score`'s."""
         n = self.n = self.n + 1
         surprise = self._surprise(p, target, forecast) ** p.surprise_power
         beyond = self._beyond(p, value, at)
         rare = self._rarity(p, value, at)
-        was_stuck = self.stuck_level(p) >= 0.5
-        stuck = self._stuck(p, value)
-        if n <= p.warmup:
-            return _ZERO
-        level = max(surprise, rare, stuck, beyond)
-        if self.quiet > 0:
-            self.quiet -= 1
-            return Score(level, 0.0)
-        event = max(surprise, rare, beyond, 0.0 if was_stuck else stuck)
-        if event >= p.threshold:
-            self.quiet = p.suppress
-        return Score(level, event)
+        return 0.0 if n <= p.warmup else max(surprise, rare, beyond)
 
     def _surprise(self, p: LikelihoodParams, target: float, forecast: float) -> float:
         err = abs(target - forecast) + p.level_weight * abs(target)

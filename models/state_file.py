@@ -30,14 +30,22 @@ from hub.atomic_file import is_json_number, json_number, read_json_object, write
 from models.features import PROFILE_SLOTS, WINDOW, UnivariateFeatures
 from models.likelihood import LikelihoodParams, LikelihoodState, Rarity
 from models.sustained import SustainedParams, SustainedState
-from models.univariate import StreamState
+from models.univariate import BlockScale, StreamState
 
-#: The file's layout; a file of another format is not used.
-FORMAT = 1
+#: The file's layout. Format 1 (model 1.1) had no block scale: its streams are read with a fresh
+#: one (the block scale learns again, the rest is kept). A file of any other format is not used.
+FORMAT = 2
 
 _CLASSES: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (StreamState, UnivariateFeatures, LikelihoodState, Rarity, SustainedState)
+    for cls in (
+        StreamState,
+        UnivariateFeatures,
+        LikelihoodState,
+        Rarity,
+        SustainedState,
+        BlockScale,
+    )
 }
 
 
@@ -129,17 +137,24 @@ def check_shapes(
         if value is not None and value.maxlen != n:
             raise StateFileError(f"{what} keeps {value.maxlen} values, not {n}")
 
-    f, lk, su = state.features, state.likelihood, state.sustained
+    def scale(f: UnivariateFeatures, lk: LikelihoodState, where: str) -> None:
+        maxlen(f.window, WINDOW, f"{where}features.window")
+        length(f.profile, slots, f"{where}features.profile")
+        maxlen(lk.recent, likelihood.short_window, f"{where}likelihood.recent")
+        length(lk.first, range(likelihood.warmup + 1), f"{where}likelihood.first")
+        if lk.rarity is not None:
+            bins = likelihood.value_bins + 2
+            length(lk.rarity.counts, range(bins, bins + 1), f"{where}likelihood.rarity.counts")
+            if not lk.rarity.low < lk.rarity.high:
+                raise StateFileError(f"{where}likelihood.rarity has an empty range")
+
     slots = range(PROFILE_SLOTS, PROFILE_SLOTS + 1)
-    maxlen(f.window, WINDOW, "features.window")
-    length(f.profile, slots, "features.profile")
-    maxlen(lk.recent, likelihood.short_window, "likelihood.recent")
-    length(lk.first, range(likelihood.warmup + 1), "likelihood.first")
-    if lk.rarity is not None:
-        bins = likelihood.value_bins + 2
-        length(lk.rarity.counts, range(bins, bins + 1), "likelihood.rarity.counts")
-        if not lk.rarity.low < lk.rarity.high:
-            raise StateFileError("likelihood.rarity has an empty range")
+    scale(state.features, state.likelihood, "")
+    blocks = state.blocks
+    scale(blocks.features, blocks.likelihood, "blocks.")
+    if not 0 <= blocks.count < likelihood.slow_block:
+        raise StateFileError(f"blocks.count is {blocks.count}")
+    su = state.sustained
     maxlen(su.recent, sustained.blocks, "sustained.recent")
     length(su.profile, slots, "sustained.profile")
     length(su.profile_hi, slots, "sustained.profile_hi")
@@ -173,7 +188,8 @@ def load(
         data = read_json_object(path)
     except ValueError as err:
         raise StateFileError(str(err)) from None
-    if data.get("format") != FORMAT:
+    version = data.get("format")
+    if version not in (1, FORMAT):
         raise StateFileError(f"not a format-{FORMAT} state file")
     if data.get("model_sha256") != model_sha256:
         raise StateFileError("written for another model file")
@@ -187,6 +203,8 @@ def load(
         at = json_number(entry[1])
         if at is None or not math.isfinite(at):
             raise StateFileError(f"stream {name!r}: last_at is not finite")
+        if version == 1 and isinstance(entry[0], dict) and "blocks" not in entry[0]:
+            entry[0]["blocks"] = encode(BlockScale())
         try:
             state = decode(entry[0], f"stream {name!r}")
         except RecursionError:

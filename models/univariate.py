@@ -4,7 +4,8 @@ Works on any numeric stream with no per-home training: the features normalise ea
 own running level and spread and learn its daily profile online; the ONNX graph (a small MLP,
 trained on synthetic household streams) forecasts the next normalised value; the likelihood step
 (`models.likelihood`) turns residuals into a score in [0, 1]. Beside it, each stream keeps the
-sustained-deviation state (`models.sustained`): the score the anomaly rule gets.
+sustained-deviation state (`models.sustained`): the score the anomaly rule gets. The same
+forecaster and scoring also run on the means of every `slow_block` readings (`BlockScale`).
 
 Scoring is batched: for a batch of readings (of one stream or many) the feature rows are built
 first, the model runs once on all of them, then each residual is scored in order. This is exact,
@@ -24,12 +25,41 @@ from models.sustained import SustainedParams, SustainedState
 
 
 @dataclass(slots=True)
+class BlockScale:
+    """The same detector on the means of `slow_block` readings in a row: a stream's slower scale.
+
+    A change over tens of readings (a day's rhythm gone flat, a level creeping away) can hide in
+    the noise of single readings and stand out in their means. Each block's mean is a reading of
+    its own (at the time of the block's last reading) with its own features and likelihood state,
+    scored by the same forecaster; its evidence (surprise, rarity, beyond: not the stuck channel,
+    which the stream's own scale judges) enters the stream's score at the block's last reading.
+    """
+
+    total: float = 0.0
+    count: int = 0
+    features: UnivariateFeatures = field(default_factory=UnivariateFeatures)
+    likelihood: LikelihoodState = field(default_factory=LikelihoodState)
+
+    def add(self, p: LikelihoodParams, t: float, x: float) -> float | None:
+        """Take in a reading; at a block's last, the block's mean."""
+        self.total += x
+        self.count += 1
+        if self.count < p.slow_block:
+            return None
+        mean = self.total / self.count
+        self.total = 0.0
+        self.count = 0
+        return mean
+
+
+@dataclass(slots=True)
 class StreamState:
-    """Everything the detector keeps for one stream (bounded: about 9 kB)."""
+    """Everything the detector keeps for one stream (bounded: about 14 kB)."""
 
     features: UnivariateFeatures = field(default_factory=UnivariateFeatures)
     likelihood: LikelihoodState = field(default_factory=LikelihoodState)
     sustained: SustainedState = field(default_factory=SustainedState)
+    blocks: BlockScale = field(default_factory=BlockScale)
     refused: int = 0  # NaN, infinite or out-of-order readings not taken in
 
 
@@ -45,30 +75,42 @@ class UnivariateDetector:
 
         A refused reading (NaN, infinite, or older than the stream's last) changes no state.
         """
+        params = self.params
         rows: list[list[float]] = []
         targets: list[float] = []
-        taken: list[int] = []
+        # (item, its row, the stream's usual interval then, and at a block's last reading the
+        # block's row and mean)
+        taken: list[tuple[int, int, float, int, float]] = []
         for i, (state, t, x) in enumerate(items):
             feats = state.features
-            if feats.accepts(t, x):
-                row, target = feats.step(t, x)
-                rows.append(row)
-                targets.append(target)
-                taken.append(i)
-            else:
+            if not feats.accepts(t, x):
                 state.refused += 1
+                continue
+            row, target = feats.step(t, x)
+            rows.append(row)
+            targets.append(target)
+            mean = state.blocks.add(params, t, x)
+            if mean is None:
+                taken.append((i, len(rows) - 1, feats.gap, -1, 0.0))
+                continue
+            row, target = state.blocks.features.step(t, mean)
+            rows.append(row)
+            targets.append(target)
+            taken.append((i, len(rows) - 2, feats.gap, len(rows) - 1, mean))
         out: list[Score | None] = [None] * len(items)
         if not rows:
             return out
         features = Tensor.of_rows(rows, N_UNIVARIATE)
         flat = self.model.run({self.model.session.inputs[0]: features}).column(0)
-        params = self.params
         sustained = self.sustained
-        for j, i in enumerate(taken):
+        for i, j, gap, b, mean in taken:
             state, t, x = items[i]
+            slow = 0.0
+            if b >= 0:
+                slow = state.blocks.likelihood.evidence(params, targets[b], flat[b], mean, t)
             lk = state.likelihood
-            level, event, _ = lk.score(params, targets[j], flat[j], x, t)
-            deviation = state.sustained.step(sustained, t, x, state.features.gap)
+            level, event, _ = lk.score(params, targets[j], flat[j], x, t, slow)
+            deviation = state.sustained.step(sustained, t, x, gap)
             stuck = min(1.0, 2.0 * lk.stuck_level(params))  # 0.5 at half the stuck limit
             out[i] = Score(level, event, max(deviation, stuck))
         return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -153,6 +155,40 @@ def test_stream_state_stays_small() -> None:
     assert len(state.features.window) <= 12
     assert state.likelihood.recent is not None
     assert len(state.likelihood.recent) <= 10
+    blocks = state.blocks  # the block scale's state is bounded the same way
+    assert blocks.features.window is not None
+    assert len(blocks.features.window) <= 12
+    first = blocks.likelihood.first  # its first values, until its range is set
+    assert first is None or len(first) <= det.params.warmup
+    assert blocks.count < det.params.slow_block
+
+
+def test_a_shift_too_small_for_single_readings_is_found_in_their_block_means() -> None:
+    """Half a spread more than usual, for 400 readings: each reading is within the stream's
+    noise; their means of 8 are not. Without the shift the block scale finds nothing there."""
+    det = detector("univariate")
+    assert isinstance(det, UnivariateDetector)
+    t = 1.7e9 + 60.0 * np.arange(4200)
+    noise = 20.0 + np.random.default_rng(1).normal(0.0, 1.0, t.size)
+    shifted = noise.copy()
+    shifted[3500:3900] += 0.8
+
+    def events(x: np.ndarray, slow_block: int) -> np.ndarray:
+        det.params = replace(params, slow_block=slow_block)
+        state = StreamState()
+        scores = det.score_batch(list(zip([state] * t.size, t.tolist(), x.tolist(), strict=True)))
+        return np.asarray([s.event if s is not None else 0.0 for s in scores]) >= 0.5
+
+    params = det.params
+    try:
+        found = events(shifted, params.slow_block)
+        without_blocks = events(shifted, t.size + 1)
+        clean = events(noise, params.slow_block)
+    finally:
+        det.params = params
+    assert found[3500:3900].any()
+    assert not without_blocks[3000:].any()
+    assert not clean[3000:].any()
 
 
 def test_a_stream_that_never_changed_is_not_called_stuck() -> None:
@@ -171,3 +207,34 @@ def test_a_stuck_sensor_is_one_event_however_long_it_stays_stuck() -> None:
     assert not clean.is_anomaly[2000:].any()
     assert result.is_anomaly[2000:].sum() == 1
     assert result.levels[-1] >= 0.5  # still stuck: the level stays up
+
+
+def test_batches_of_interleaved_streams_score_as_each_stream_alone() -> None:
+    """The daemon's batches mix streams and cut blocks anywhere; each score is still the one the
+    stream gets on its own."""
+    det = detector("univariate")
+    assert isinstance(det, UnivariateDetector)
+    a, b = _stream("power", 3000, 1), _stream("temperature", 3000, 2)
+    alone = [
+        det.score_batch([(state, t, x) for t, x in zip(s.t.tolist(), s.x.tolist(), strict=True)])
+        for s, state in ((a, StreamState()), (b, StreamState()))
+    ]
+    states = StreamState(), StreamState()
+    mixed = sorted(
+        (t, i, x)
+        for i, s in enumerate((a, b))
+        for t, x in zip(s.t.tolist(), s.x.tolist(), strict=True)
+    )
+    together: tuple[list[object], list[object]] = ([], [])
+    i = 0
+    for size in [5, 13, 1, 700, 2, 3000, 10_000]:
+        batch = mixed[i : i + size]
+        for (_, which, _), score in zip(
+            batch, det.score_batch([(states[k], t, x) for t, k, x in batch]), strict=True
+        ):
+            together[which].append(score)
+        i += size
+    assert i >= len(mixed)
+    assert together[0] == alone[0]
+    assert together[1] == alone[1]
+    assert max(s.level for s in alone[0] + alone[1] if s is not None) > 0.0

@@ -49,8 +49,19 @@ def test_daemon_feeds_the_model_the_rows_training_built() -> None:
         detector.score_batch([(state, t, x) for t, x in readings[i : i + size]])
         i += size
     fed = np.concatenate(session.rows)
-    assert fed.shape == (len(readings), N_UNIVARIATE)
-    np.testing.assert_array_equal(fed, trained_rows.astype(np.float32))
+    # After every `slow_block` readings comes the row of their mean (the stream's block scale),
+    # built by the same feature code from the stream of block means.
+    block = int(card["streaming"]["slow_block"])
+    blocks = len(readings) // block
+    means = s.x[: blocks * block].reshape(blocks, block).mean(axis=1)
+    block_rows, _ = feature_rows(s.t[block - 1 :: block][:blocks], means)
+    expected = []
+    for i, row in enumerate(trained_rows):
+        expected.append(row)
+        if (i + 1) % block == 0:
+            expected.append(block_rows[i // block])
+    assert fed.shape == (len(readings) + blocks, N_UNIVARIATE)
+    np.testing.assert_allclose(fed, np.asarray(expected, dtype=np.float32), rtol=1e-6)
 
 
 def test_a_row_uses_only_earlier_values() -> None:

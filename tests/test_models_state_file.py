@@ -21,7 +21,7 @@ from models import runtime, state_file
 from models.detect import detector
 from models.service import AnomalyService
 from models.train import synthetic
-from models.univariate import StreamState, UnivariateDetector
+from models.univariate import BlockScale, StreamState, UnivariateDetector
 from tests.models_support import T0, Clock, running
 
 
@@ -69,11 +69,33 @@ def test_a_state_read_back_scores_exactly_as_the_state_kept_in_memory(tmp_path: 
     assert (name, at) == ("hall/temperature", float(s.t[2499]))
     assert restored.likelihood.rarity is not None  # the slow channels were running
     assert restored.sustained.recent is not None
+    assert restored.blocks.likelihood.n > det.params.warmup  # and the block scale too
     rest = list(zip(s.t[2500:].tolist(), x[2500:].tolist(), strict=True))
     after_restart = det.score_batch([(restored, t, v) for t, v in rest])
     in_memory = det.score_batch([(kept, t, v) for t, v in rest])
     assert after_restart == in_memory
     assert max(score.level for score in in_memory if score is not None) >= 0.5
+
+
+def test_a_format_1_file_is_read_with_a_fresh_block_scale(tmp_path: Path) -> None:
+    """Model 1.1 wrote no block scale: after the update its streams keep all they had learnt,
+    and their block scale starts learning."""
+    det = _univariate()
+    s = synthetic.make_stream("temperature", 2500, np.random.default_rng(5))
+    kept = StreamState()
+    det.score_batch([(kept, t, v) for t, v in zip(s.t.tolist(), s.x.tolist(), strict=True)])
+    path = tmp_path / "streams.json"
+    sha = str(det.model.card["sha256"])
+    state_file.save(path, sha, T0, {"hall/temperature": (kept, float(s.t[-1]))})
+    old = json.loads(path.read_text())
+    old["format"] = 1
+    del old["streams"]["hall/temperature"][0]["blocks"]
+    path.write_text(json.dumps(old))
+    ((_, (restored, _)),) = state_file.load(path, sha, det.params, det.sustained).items()
+    assert restored.blocks == BlockScale()
+    assert restored.likelihood == kept.likelihood
+    assert restored.features == kept.features
+    assert restored.sustained == kept.sustained
 
 
 async def test_the_daemon_keeps_its_streams_across_a_restart(tmp_path: Path) -> None:
@@ -136,6 +158,7 @@ def _nested(depth: int) -> dict[str, Any]:
             "features": node,
             "likelihood": 0,
             "sustained": 0,
+            "blocks": 0,
             "refused": 0,
         }
     return node
@@ -157,7 +180,7 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     ("damage", "why"),
     [
         (lambda kept: {**kept, "model_sha256": "0" * 64}, "another model file"),
-        (lambda kept: {**kept, "format": 99}, "not a format-1 state file"),
+        (lambda kept: {**kept, "format": 99}, "not a format-2 state file"),
         (lambda kept: {**kept, "streams": []}, "no streams"),
         (_edit("features.n", "12"), "str is not int"),
         (_edit("features.mean", True), "bool is not float"),
@@ -168,6 +191,8 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
         (_edit("likelihood.rarity.type", "Popen"), "unknown type 'Popen'"),
         (_edit("sustained.extra", 1), "differ from SustainedState's"),
         (_edit("features.window", {"deque": [], "maxlen": -1}), "a bad maxlen"),
+        (_edit("blocks.count", 8), "blocks.count is 8"),
+        (_edit("blocks.features.profile", {"array": [1.0]}), "blocks.features.profile holds 1"),
         (lambda kept: {**kept, "streams": {"deep": [_nested(400), T0]}}, "differ from"),
         # Valid JSON that no float holds: a 400-digit integer.
         (
