@@ -10,9 +10,12 @@ A state is encoded field by field (`encode`): numbers as they are (NaN and infin
 `NaN`/`Infinity` extension, which Python reads back exactly), a deque as `{"deque": [...],
 "maxlen": n}`, an array as `{"array": [...]}`, and a dataclass of the state as `{"type": name,
 ...fields}`. Reading it back (`decode`) builds only those classes, checks every field against its
-declared type and every array and deque against the length the detector indexes it with, so a
-damaged or hand-edited file is refused with the reason, never half-used; the hub then starts its
-streams afresh. A file written by another model (sha256) or format is not used either.
+declared type, every array and deque against the length the detector indexes it with and every
+number against what the detector can write (`check_numbers`: no NaN, infinity or negative count
+where it cannot be), so a damaged or hand-edited file is refused with the reason, never
+half-used; the hub then starts its streams afresh. A file written by another model (sha256) is
+not used either, nor one of a format other than `FORMAT` and 1 (model 1.1.0's, read with a fresh
+block scale for each stream).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.atomic_file import is_json_number, json_number, read_json_object, write_text
-from models.features import PROFILE_SLOTS, WINDOW, UnivariateFeatures
+from models.features import MAX_MAGNITUDE, PROFILE_SLOTS, WINDOW, UnivariateFeatures
 from models.likelihood import LikelihoodParams, LikelihoodState, Rarity
 from models.sustained import SustainedParams, SustainedState
 from models.univariate import BlockScale, StreamState
@@ -124,6 +127,50 @@ def _is_a(value: Any, annotation: str) -> bool:
     return False
 
 
+#: By class, the fields whose numbers may be NaN (not known yet) and those that may be infinite
+#: (nothing seen yet); every other number of a state is finite. Every int is a count and the
+#: `_NOT_NEGATIVE` floats are spreads, weights and durations: none is negative. A damaged number
+#: would otherwise stop the scorer (the square root of a negative variance, a NaN sum turned into
+#: a histogram bin) or make a stream score 1.0 for ever.
+_MAY_BE_NAN = {
+    "UnivariateFeatures": {"profile"},
+    "LikelihoodState": {"first_at", "last_value"},
+    "SustainedState": {"first_t", "block_t", "last_t", "tail", "profile", "profile_hi"},
+}
+_MAY_BE_INFINITE = {"UnivariateFeatures": {"last_t"}, "LikelihoodState": {"low", "high"}}
+_NOT_NEGATIVE = {
+    "UnivariateFeatures": {"var", "gap"},
+    "LikelihoodState": {"mae", "long_var"},
+    "Rarity": {"counts", "total", "weight"},
+    "SustainedState": {"var", "seen", "tail"},
+}
+
+
+def check_numbers(state: Any, where: str = "") -> None:
+    """Raise `StateFileError` for a number in `state` (a decoded state or part of one) that the
+    detector could not have written: NaN, infinite or negative where it cannot be."""
+    kind = type(state).__name__
+    for f in dataclasses.fields(state):
+        value = getattr(state, f.name)
+        what = f"{where}{f.name}"
+        if type(value).__name__ in _CLASSES:
+            check_numbers(value, what + ".")
+            continue
+        if isinstance(value, deque | array):
+            numbers = list(value)
+        elif isinstance(value, int | float):
+            numbers = [value]
+        else:
+            continue
+        for x in numbers:
+            if math.isnan(x) and f.name not in _MAY_BE_NAN.get(kind, ()):
+                raise StateFileError(f"{what} is NaN")
+            if math.isinf(x) and f.name not in _MAY_BE_INFINITE.get(kind, ()):
+                raise StateFileError(f"{what} is infinite")
+            if x < 0 and (isinstance(x, int) or f.name in _NOT_NEGATIVE.get(kind, ())):
+                raise StateFileError(f"{what} is negative")
+
+
 def check_shapes(
     state: StreamState, likelihood: LikelihoodParams, sustained: SustainedParams
 ) -> None:
@@ -154,6 +201,8 @@ def check_shapes(
     scale(blocks.features, blocks.likelihood, "blocks.")
     if not 0 <= blocks.count < likelihood.slow_block:
         raise StateFileError(f"blocks.count is {blocks.count}")
+    if not abs(blocks.total) <= blocks.count * MAX_MAGNITUDE:
+        raise StateFileError(f"blocks.total is {blocks.total} for {blocks.count} readings")
     su = state.sustained
     maxlen(su.recent, sustained.blocks, "sustained.recent")
     length(su.profile, slots, "sustained.profile")
@@ -190,7 +239,7 @@ def load(
         raise StateFileError(str(err)) from None
     version = data.get("format")
     if version not in (1, FORMAT):
-        raise StateFileError(f"not a format-{FORMAT} state file")
+        raise StateFileError(f"not a state file of format 1 or {FORMAT}")
     if data.get("model_sha256") != model_sha256:
         raise StateFileError("written for another model file")
     streams = data.get("streams")
@@ -213,6 +262,7 @@ def load(
             raise StateFileError(f"stream {name!r}: not a stream state")
         try:
             check_shapes(state, likelihood, sustained)
+            check_numbers(state)
         except StateFileError as err:
             raise StateFileError(f"stream {name!r}: {err}") from None
         out[name] = (state, at)

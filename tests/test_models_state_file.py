@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,22 @@ def test_a_state_read_back_scores_exactly_as_the_state_kept_in_memory(tmp_path: 
     in_memory = det.score_batch([(kept, t, v) for t, v in rest])
     assert after_restart == in_memory
     assert max(score.level for score in in_memory if score is not None) >= 0.5
+
+
+@pytest.mark.parametrize("kind", synthetic.KINDS)
+def test_every_state_the_detector_writes_passes_the_number_checks(kind: str) -> None:
+    """The checks refuse only what the detector cannot write: not a fresh state, nor one after
+    normal readings, nor one after readings at the edge of what it takes in (±1e15)."""
+    det = _univariate()
+    s = synthetic.make_stream(kind, 3000, np.random.default_rng(9))
+    x = s.x.copy()
+    x[2000::97] = 1e15
+    x[2001::97] = -1e15
+    state_file.check_numbers(StreamState())
+    for values in (s.x, x):
+        state = StreamState()
+        det.score_batch(list(zip([state] * x.size, s.t.tolist(), values.tolist(), strict=True)))
+        state_file.check_numbers(state)
 
 
 def test_a_format_1_file_is_read_with_a_fresh_block_scale(tmp_path: Path) -> None:
@@ -180,7 +197,7 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     ("damage", "why"),
     [
         (lambda kept: {**kept, "model_sha256": "0" * 64}, "another model file"),
-        (lambda kept: {**kept, "format": 99}, "not a format-2 state file"),
+        (lambda kept: {**kept, "format": 99}, "not a state file of format 1 or 2"),
         (lambda kept: {**kept, "streams": []}, "no streams"),
         (_edit("features.n", "12"), "str is not int"),
         (_edit("features.mean", True), "bool is not float"),
@@ -192,6 +209,12 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
         (_edit("sustained.extra", 1), "differ from SustainedState's"),
         (_edit("features.window", {"deque": [], "maxlen": -1}), "a bad maxlen"),
         (_edit("blocks.count", 8), "blocks.count is 8"),
+        (_edit("blocks.total", math.nan), "blocks.total is nan"),
+        (_edit("blocks.total", 1e300), "blocks.total is 1e+300 for"),
+        (_edit("blocks.features.var", -1.0), "blocks.features.var is negative"),
+        (_edit("likelihood.n", -1), "likelihood.n is negative"),
+        (_edit("likelihood.mae", math.inf), "likelihood.mae is infinite"),
+        (_edit("sustained.level", math.nan), "sustained.level is NaN"),
         (_edit("blocks.features.profile", {"array": [1.0]}), "blocks.features.profile holds 1"),
         (lambda kept: {**kept, "streams": {"deep": [_nested(400), T0]}}, "differ from"),
         # Valid JSON that no float holds: a 400-digit integer.
