@@ -128,7 +128,7 @@ def _is_a(value: Any, annotation: str) -> bool:
 
 
 #: By class, the fields whose numbers may be NaN (not known yet) and those that may be infinite
-#: (nothing seen yet); every other number of a state is finite. Every int is a count and the
+#: (nothing seen yet); every other number of a state is finite. Every int field is a count and the
 #: `_NOT_NEGATIVE` floats are spreads, weights and durations: none is negative. A damaged number
 #: would otherwise stop the scorer (the square root of a negative variance, a NaN sum turned into
 #: a histogram bin) or make a stream score 1.0 for ever.
@@ -167,7 +167,7 @@ def check_numbers(state: Any, where: str = "") -> None:
                 raise StateFileError(f"{what} is NaN")
             if math.isinf(x) and f.name not in _MAY_BE_INFINITE.get(kind, ()):
                 raise StateFileError(f"{what} is infinite")
-            if x < 0 and (isinstance(x, int) or f.name in _NOT_NEGATIVE.get(kind, ())):
+            if x < 0 and (str(f.type) == "int" or f.name in _NOT_NEGATIVE.get(kind, ())):
                 raise StateFileError(f"{what} is negative")
 
 
