@@ -81,22 +81,24 @@ class UnivariateDetector:
         # (item, its row, the stream's usual interval then, and at a block's last reading the
         # block's row and mean)
         taken: list[tuple[int, int, float, int, float]] = []
+
+        def add_row(feats: UnivariateFeatures, t: float, x: float) -> int:
+            row, target = feats.step(t, x)
+            rows.append(row)
+            targets.append(target)
+            return len(rows) - 1
+
         for i, (state, t, x) in enumerate(items):
             feats = state.features
             if not feats.accepts(t, x):
                 state.refused += 1
                 continue
-            row, target = feats.step(t, x)
-            rows.append(row)
-            targets.append(target)
+            j = add_row(feats, t, x)
             mean = state.blocks.add(params, t, x)
             if mean is None:
-                taken.append((i, len(rows) - 1, feats.gap, -1, 0.0))
-                continue
-            row, target = state.blocks.features.step(t, mean)
-            rows.append(row)
-            targets.append(target)
-            taken.append((i, len(rows) - 2, feats.gap, len(rows) - 1, mean))
+                taken.append((i, j, feats.gap, -1, 0.0))
+            else:
+                taken.append((i, j, feats.gap, add_row(state.blocks.features, t, mean), mean))
         out: list[Score | None] = [None] * len(items)
         if not rows:
             return out
