@@ -46,9 +46,9 @@ LOAD_SENSORS = 100
 READINGS_PER_MESSAGE = 4
 
 
-def sensor_topic(i: int) -> str:
-    """The native state topic of load sensor `s<i mod 100>`."""
-    return f"homeguard/sensors/s{i % LOAD_SENSORS}/state"
+def sensor_topic(i: int, sensors: int = LOAD_SENSORS) -> str:
+    """The native state topic of load sensor `s<i mod sensors>`."""
+    return f"homeguard/sensors/s{i % sensors}/state"
 
 
 def reading_payload(i: int) -> bytes:

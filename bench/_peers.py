@@ -29,6 +29,7 @@ import paho.mqtt.client as paho
 
 from bench._common import (
     LEAK_TOPIC,
+    LOAD_SENSORS,
     NATIVE_FILTER,
     ONLINE,
     VALVE_CLOSED,
@@ -101,8 +102,11 @@ def _run_paho_subscriber(
 
 
 def loadgen(args: argparse.Namespace, stats: Stats) -> None:
-    """`--rate` messages/s, each of 4 readings, on a fixed schedule (not bursts)."""
-    payloads = [(sensor_topic(i), reading_payload(i)) for i in range(1000)]
+    """`--rate` messages/s, each of 4 readings, on a fixed schedule (not bursts), round the
+    first `--sensors` load sensors."""
+    payloads = [
+        (sensor_topic(i, args.sensors), reading_payload(i)) for i in range(max(1000, args.sensors))
+    ]
     client = _paho_connected(args, "bench-loadgen")
     client.loop_start()
     client.publish(args.ready_topic, ONLINE, qos=1, retain=True)
@@ -174,6 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--ready-topic", required=True)
     p.add_argument("--rate", type=float, default=500.0, help="loadgen: messages per second")
+    p.add_argument("--sensors", type=int, default=LOAD_SENSORS, help="loadgen: sensors it feeds")
     p.add_argument(
         "--loop",
         choices=["uvloop", "asyncio"],

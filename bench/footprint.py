@@ -1,10 +1,12 @@
 """Footprint: the hub's CPU and memory at a steady 2,000 readings/s, and its start-up time.
 
-    python -m bench.footprint [--window 20] [--rate 500] [--starts 5]
+    python -m bench.footprint [--window 20] [--rate 500] [--starts 5] [--sensors 100]
 
 CPU is the process's user+system time (all threads) over `--window` seconds of wall time, as a
 percentage of one core, after `--warmup` seconds of load; the load is a separate process sending
-`--rate` native messages/s of 4 readings (QoS 0) on a steady schedule. RSS is sampled with psutil
+`--rate` native messages/s of 4 readings (QoS 0) on a steady schedule, round `--sensors` native
+sensors (each a stream per measurement: 400 streams by default, 500 at 125, the anomaly
+models' stream cap). RSS is sampled with psutil
 during the window; VmHWM (the kernel's peak, start-up included) and RssAnon (the resident memory
 that is not shared libraries' file pages) are read at its end. The same is
 measured, one after the other, for a bare paho subscriber and a bare aiomqtt subscriber (uvloop)
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 import psutil  # type: ignore[import-untyped]  # no stubs installed here
 
 from bench._common import (
+    LOAD_SENSORS,
     READINGS_PER_MESSAGE,
     RULES_ONLY,
     median,
@@ -59,6 +62,7 @@ class Options:
     rate: float = 500.0
     starts: int = 5
     sample_s: float = 0.25
+    sensors: int = LOAD_SENSORS
 
 
 @dataclass
@@ -96,13 +100,15 @@ def sample(pid: int, window_s: float, every_s: float) -> tuple[float, list[int]]
 
 
 @contextlib.contextmanager
-def _target(name: str, broker: Broker, workdir: Path, usage: Usage) -> Iterator[_HasPid]:
+def _target(
+    name: str, broker: Broker, workdir: Path, usage: Usage, sensors: int
+) -> Iterator[_HasPid]:
     if name not in _HUB_EXTRA:
         with running_peer(name, broker, workdir) as peer:
             yield peer
         usage.notes["received"] = peer.stats.get("received")
         return
-    with running_hub(broker, workdir, extra=_HUB_EXTRA[name]) as hub:
+    with running_hub(broker, workdir, load_sensors=sensors, extra=_HUB_EXTRA[name]) as hub:
         yield hub
     status = hub.status()
     usage.notes.update(
@@ -116,8 +122,9 @@ def _target(name: str, broker: Broker, workdir: Path, usage: Usage) -> Iterator[
 
 def under_load(name: str, broker: Broker, workdir: Path, opts: Options) -> Usage:
     usage = Usage(name)
-    with _target(name, broker, workdir, usage) as proc:
-        with running_peer("loadgen", broker, workdir, "--rate", str(opts.rate)) as gen:
+    load = ("--rate", str(opts.rate), "--sensors", str(opts.sensors))
+    with _target(name, broker, workdir, usage, opts.sensors) as proc:
+        with running_peer("loadgen", broker, workdir, *load) as gen:
             time.sleep(opts.warmup_s)
             usage.cpu_pct, rss = sample(proc.pid, opts.window_s, opts.sample_s)
             usage.vm_hwm = vm_hwm_bytes(proc.pid)
@@ -150,7 +157,8 @@ def run(opts: Options) -> Result:
     result = Result(opts)
     print(
         f"footprint: {opts.rate:.0f} msg/s = {opts.rate * READINGS_PER_MESSAGE:.0f} readings/s, "
-        f"{opts.window_s:.0f}s window after {opts.warmup_s:.0f}s warm-up",
+        f"{opts.window_s:.0f}s window after {opts.warmup_s:.0f}s warm-up, "
+        f"{opts.sensors} sensors ({opts.sensors * READINGS_PER_MESSAGE} streams)",
         flush=True,
     )
     with running_broker() as broker, tempfile.TemporaryDirectory(prefix="hg-bench-fp-") as tmp:
@@ -217,8 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=float, default=d.warmup_s)
     p.add_argument("--rate", type=float, default=d.rate, help="load, messages/s of 4 readings")
     p.add_argument("--starts", type=int, default=d.starts)
+    p.add_argument("--sensors", type=int, default=d.sensors, help="native load sensors")
     a = p.parse_args(argv)
-    run(Options(window_s=a.window, warmup_s=a.warmup, rate=a.rate, starts=a.starts))
+    opts = Options(a.window, a.warmup, a.rate, a.starts, sensors=a.sensors)
+    run(opts)
 
 
 if __name__ == "__main__":
