@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from models.bounded import push
+
 #: Past values in a univariate feature row.
 WINDOW = 12
 #: Slots of the daily profile (half-hourly).
@@ -98,7 +100,7 @@ class UnivariateFeatures:
     mean: float = 0.0
     var: float = 0.0
     gap: float = 0.0
-    window: deque[float] | None = None
+    window: array[float] | None = None  # the last `WINDOW` values, oldest first
     profile: array[float] | None = None  # NaN where a slot is not known yet
 
     def accepts(self, t: float, x: float) -> bool:
@@ -113,7 +115,7 @@ class UnivariateFeatures:
         """
         window = self.window
         if window is None:
-            window = self.window = deque(maxlen=WINDOW)
+            window = self.window = array("d")
             self.profile = array("d", [math.nan]) * PROFILE_SLOTS
         profile = self.profile
         assert profile is not None
@@ -124,7 +126,7 @@ class UnivariateFeatures:
         else:
             m = self.mean
             s = self._spread()
-            past = list(window)
+            past = window.tolist()
             past.reverse()  # most recent first
             past += [past[-1]] * (WINDOW - len(past))
             row = [_clip((v - m) / s) for v in past]
@@ -157,7 +159,7 @@ class UnivariateFeatures:
         assert self.window is not None
         profile = self.profile
         assert profile is not None
-        self.window.append(x)
+        push(self.window, x, WINDOW)
         old = profile[slot]
         profile[slot] = x if math.isnan(old) else old + _PROFILE_ALPHA * (x - old)
         self.last_t = t

@@ -36,7 +36,7 @@ that evidence in at a block's last reading beside its own channels.
 score is 0 for the next `suppress` readings: one event, one detection, not a burst of repeats
 (what NAB-style scoring and `models score` report). A stuck run is one event too: it enters the
 event score only at the reading where it reaches the limit. The *level* is the score before
-suppression: what the daemon publishes, for the anomaly rule's own hysteresis and episode logic.
+suppression (what the daemon publishes with `publish="level"`).
 
 The first `warmup` readings of a stream score 0 (its level, spread, error scale and range are
 not known yet). All state is bounded: a dozen floats, a short window, `value_bins + 2` counts.
@@ -46,9 +46,10 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
+
+from models.bounded import push
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,7 @@ class LikelihoodState:
     mae: float = 0.0
     long_mean: float = 0.0
     long_var: float = 0.0
-    recent: deque[float] | None = None
+    recent: array[float] | None = None  # the last `short_window` error ratios
     recent_sum: float = 0.0
     quiet: int = 0
     first: array[float] | None = field(default_factory=lambda: array("d"))  # first `warmup` values
@@ -195,10 +196,10 @@ class LikelihoodState:
         r = min(err / max(scale, 1e-3), 50.0)
         recent = self.recent
         if recent is None:
-            recent = self.recent = deque(maxlen=p.short_window)
-        if len(recent) == p.short_window:
-            self.recent_sum -= recent[0]
-        recent.append(r)
+            recent = self.recent = array("d")
+        dropped = push(recent, r, p.short_window)
+        if dropped is not None:
+            self.recent_sum -= dropped
         self.recent_sum += r
         short = self.recent_sum / len(recent)
         # The long-term distribution of the short-term means, before this one is taken in.

@@ -7,15 +7,16 @@ starts (`load`).
 
 The file is JSON: `{"format", "model_sha256", "saved_at", "streams": {name: [state, last_at]}}`.
 A state is encoded field by field (`encode`): numbers as they are (NaN and infinities as JSON's
-`NaN`/`Infinity` extension, which Python reads back exactly), a deque as `{"deque": [...],
-"maxlen": n}`, an array as `{"array": [...]}`, and a dataclass of the state as `{"type": name,
-...fields}`. Reading it back (`decode`) builds only those classes, checks every field against its
-declared type, every array and deque against the length the detector indexes it with and every
-number against what the detector can write (`check_numbers`: no NaN, infinity or negative count
-where it cannot be), so a damaged or hand-edited file is refused with the reason, never
-half-used; the hub then starts its streams afresh. A file written by another model (sha256) is
-not used either, nor one of a format other than `FORMAT` and 1 (model 1.1.0's, read with a fresh
-block scale for each stream).
+`NaN`/`Infinity` extension, which Python reads back exactly), an array as `{"array": [...]}`, and a
+dataclass of the state as `{"type": name, ...fields}` (formats 1 and 2 kept the windows as deques,
+`{"deque": [...], "maxlen": n}`: read as arrays). Reading it back (`decode`) builds only those
+classes, checks every field against its declared type, every array against the length the detector
+indexes it with (a window: the values taken in, up to those it keeps) and every number against what the detector
+can write (`check_numbers`: no NaN, infinity or negative count where it cannot be), so a damaged or
+hand-edited file is refused with the reason, never half-used; the hub then starts its streams
+afresh. A file written by another model (sha256) is not used either, nor one of a format other than
+`FORMAT`, 2 (the windows as deques) and 1 (model 1.1.0's, read with a fresh block scale for each
+stream).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import dataclasses
 import json
 import math
 from array import array
-from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,9 @@ from models.sustained import SustainedParams, SustainedState
 from models.univariate import BlockScale, StreamState
 
 #: The file's layout. Format 1 (model 1.1) had no block scale: its streams are read with a fresh
-#: one (the block scale learns again, the rest is kept). A file of any other format is not used.
-FORMAT = 2
+#: one (the block scale learns again, the rest is kept). Formats 1 and 2 kept the windows as
+#: deques, read as arrays. A file of any other format is not used.
+FORMAT = 3
 
 _CLASSES: dict[str, type[Any]] = {
     cls.__name__: cls
@@ -60,8 +61,6 @@ def encode(value: Any) -> Any:
     """A JSON-ready form of a state (or of one of its fields)."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    if isinstance(value, deque):
-        return {"deque": list(value), "maxlen": value.maxlen}
     if isinstance(value, array):
         return {"array": value.tolist()}
     if type(value).__name__ in _CLASSES:
@@ -74,12 +73,12 @@ def decode(data: Any, where: str = "state") -> Any:
     """The state `encode` made of it; `StateFileError` naming the field for anything else."""
     if not isinstance(data, dict):
         return data
-    if "deque" in data:
+    if "deque" in data:  # formats 1 and 2: a window, now an array
         items = _numbers(data["deque"], where)
         maxlen = data.get("maxlen")
-        if not (maxlen is None or (isinstance(maxlen, int) and len(items) <= maxlen)):
+        if not (isinstance(maxlen, int) and len(items) <= maxlen):
             raise StateFileError(f"{where}: a bad maxlen")
-        return deque(items, maxlen=maxlen)
+        return array("d", items)
     if "array" in data:
         return array("d", _numbers(data["array"], where))
     cls = _CLASSES.get(str(data.get("type")))
@@ -118,8 +117,6 @@ def _is_a(value: Any, annotation: str) -> bool:
         number = is_json_number(value)
         if number and (base == "float" or (base == "int" and isinstance(value, int))):
             return True
-        if base == "deque" and isinstance(value, deque):
-            return True
         if base == "array" and isinstance(value, array):
             return True
         if base in _CLASSES and isinstance(value, _CLASSES[base]):
@@ -156,7 +153,7 @@ def check_numbers(state: Any, where: str = "") -> None:
         if type(value).__name__ in _CLASSES:
             check_numbers(value, what + ".")
             continue
-        if isinstance(value, deque | array):
+        if isinstance(value, array):
             numbers = list(value)
         elif isinstance(value, int | float):
             numbers = [value]
@@ -174,20 +171,25 @@ def check_numbers(state: Any, where: str = "") -> None:
 def check_shapes(
     state: StreamState, likelihood: LikelihoodParams, sustained: SustainedParams
 ) -> None:
-    """Raise `StateFileError` unless every array and deque has the length the detector uses."""
+    """Raise `StateFileError` unless every array has the length the detector uses (a window:
+    the values it has taken in, up to those it keeps)."""
 
-    def length(value: deque[float] | array[float] | None, allowed: range, what: str) -> None:
+    def length(value: array[float] | None, allowed: range, what: str) -> None:
         if value is not None and len(value) not in allowed:
             raise StateFileError(f"{what} holds {len(value)} values")
 
-    def maxlen(value: deque[float] | None, n: int, what: str) -> None:
-        if value is not None and value.maxlen != n:
-            raise StateFileError(f"{what} keeps {value.maxlen} values, not {n}")
+    def holds(value: array[float] | None, n: int, what: str) -> None:
+        # A window too short for its stream's count would stop the scorer (an empty one at once).
+        if (value is None and n > 0) or (value is not None and len(value) != n):
+            raise StateFileError(f"{what} holds {len(value or ())} values, not {n}")
 
     def scale(f: UnivariateFeatures, lk: LikelihoodState, where: str) -> None:
-        maxlen(f.window, WINDOW, f"{where}features.window")
+        holds(f.window, min(f.n, WINDOW), f"{where}features.window")
+        if f.n > 0 and f.profile is None:
+            raise StateFileError(f"{where}features.profile is missing")
         length(f.profile, slots, f"{where}features.profile")
-        maxlen(lk.recent, likelihood.short_window, f"{where}likelihood.recent")
+        recent = min(max(lk.n - 2, 0), likelihood.short_window)  # `_surprise` starts at the 3rd
+        holds(lk.recent, recent, f"{where}likelihood.recent")
         length(lk.first, range(likelihood.warmup + 1), f"{where}likelihood.first")
         if lk.rarity is not None:
             bins = likelihood.value_bins + 2
@@ -204,7 +206,7 @@ def check_shapes(
     if not abs(blocks.total) <= blocks.count * MAX_MAGNITUDE:
         raise StateFileError(f"blocks.total is {blocks.total} for {blocks.count} readings")
     su = state.sustained
-    maxlen(su.recent, sustained.blocks, "sustained.recent")
+    length(su.recent, range(sustained.blocks + 1), "sustained.recent")
     length(su.profile, slots, "sustained.profile")
     length(su.profile_hi, slots, "sustained.profile_hi")
     if su.recent is not None:
@@ -226,6 +228,15 @@ def save(
     write_text(path, head[:-1] + ', "streams": {' + ",".join(entries) + "}}")
 
 
+def _upgrade(state: Any, version: int) -> None:
+    """An encoded stream state of an older format, brought to this one in place: format 1 had no
+    block scale (a fresh one)."""
+    if not isinstance(state, dict):
+        return  # refused by `decode`
+    if version == 1 and "blocks" not in state:
+        state["blocks"] = encode(BlockScale())
+
+
 def load(
     path: Path,
     model_sha256: str,
@@ -238,8 +249,8 @@ def load(
     except ValueError as err:
         raise StateFileError(str(err)) from None
     version = data.get("format")
-    if version not in (1, FORMAT):
-        raise StateFileError(f"not a state file of format 1 or {FORMAT}")
+    if version not in (1, 2, FORMAT):
+        raise StateFileError(f"not a state file of format 1, 2 or {FORMAT}")
     if data.get("model_sha256") != model_sha256:
         raise StateFileError("written for another model file")
     streams = data.get("streams")
@@ -252,8 +263,8 @@ def load(
         at = json_number(entry[1])
         if at is None or not math.isfinite(at):
             raise StateFileError(f"stream {name!r}: last_at is not finite")
-        if version == 1 and isinstance(entry[0], dict) and "blocks" not in entry[0]:
-            entry[0]["blocks"] = encode(BlockScale())
+        if version != FORMAT:
+            _upgrade(entry[0], version)
         try:
             state = decode(entry[0], f"stream {name!r}")
         except RecursionError:
@@ -261,8 +272,8 @@ def load(
         if not isinstance(state, StreamState):
             raise StateFileError(f"stream {name!r}: not a stream state")
         try:
-            check_shapes(state, likelihood, sustained)
             check_numbers(state)
+            check_shapes(state, likelihood, sustained)
         except StateFileError as err:
             raise StateFileError(f"stream {name!r}: {err}") from None
         out[name] = (state, at)

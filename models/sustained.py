@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from models.bounded import push
 from models.features import PROFILE_SLOTS, profile_slot
 
 
@@ -93,7 +93,7 @@ class SustainedState:
     block_t: float = math.nan  # start of the block being filled
     block_sum: float = 0.0
     block_n: int = 0
-    recent: deque[float] | None = None  # the means of the last `blocks` blocks
+    recent: array[float] | None = None  # the means of the last `blocks` blocks
     profile: array[float] | None = None  # lower quartile per slot; NaN where never visited
     profile_hi: array[float] | None = None  # upper quartile per slot
     seen: array[float] = field(default_factory=lambda: array("d"))  # seconds of visits per slot
@@ -112,7 +112,7 @@ class SustainedState:
         spans at least `block_readings` of them.
         """
         if self.recent is None:
-            self.recent = deque(maxlen=p.blocks)
+            self.recent = array("d")
             self.profile = array("d", [math.nan]) * PROFILE_SLOTS
             self.profile_hi = array("d", [math.nan]) * PROFILE_SLOTS
             self.seen = array("d", [0.0]) * PROFILE_SLOTS
@@ -152,7 +152,7 @@ class SustainedState:
         self.block_t = t
         self.block_sum = 0.0
         self.block_n = 0
-        recent.append(mean)
+        push(recent, mean, p.blocks)
         if len(recent) < p.blocks:
             return
         self.seen[profile_slot(t)] += w

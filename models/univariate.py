@@ -54,7 +54,7 @@ class BlockScale:
 
 @dataclass(slots=True)
 class StreamState:
-    """Everything the detector keeps for one stream (bounded: 14-17 kB)."""
+    """Everything the detector keeps for one stream (bounded: 6-10 kB)."""
 
     features: UnivariateFeatures = field(default_factory=UnivariateFeatures)
     likelihood: LikelihoodState = field(default_factory=LikelihoodState)

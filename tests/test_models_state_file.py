@@ -4,6 +4,8 @@ reason; and a failure while scoring leaves the hub on its rules, never down."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import json
 import math
 import shutil
@@ -20,6 +22,7 @@ from hub.events import AnomalyScore, Reading
 from hub.measurements import Measurement
 from models import runtime, state_file
 from models.detect import detector
+from models.features import WINDOW
 from models.service import AnomalyService
 from models.train import synthetic
 from models.univariate import BlockScale, StreamState, UnivariateDetector
@@ -79,40 +82,92 @@ def test_a_state_read_back_scores_exactly_as_the_state_kept_in_memory(tmp_path: 
 
 
 @pytest.mark.parametrize("kind", synthetic.KINDS)
-def test_every_state_the_detector_writes_passes_the_number_checks(kind: str) -> None:
+def test_every_state_the_detector_writes_passes_the_checks(kind: str) -> None:
     """The checks refuse only what the detector cannot write: not a fresh state, nor one after
-    normal readings, nor one after readings at the edge of what it takes in (±1e15)."""
+    normal readings, nor one after readings at the edge of what it takes in (±1e15), nor one
+    after readings it refused (NaN), at any point of its warm-up."""
     det = _univariate()
     s = synthetic.make_stream(kind, 3000, np.random.default_rng(9))
     x = s.x.copy()
     x[2000::97] = 1e15
     x[2001::97] = -1e15
+    x[5:2000:37] = np.nan
     state_file.check_numbers(StreamState())
+    state_file.check_shapes(StreamState(), det.params, det.sustained)
     for values in (s.x, x):
         state = StreamState()
-        det.score_batch(list(zip([state] * x.size, s.t.tolist(), values.tolist(), strict=True)))
-        state_file.check_numbers(state)
+        rows = list(zip([state] * x.size, s.t.tolist(), values.tolist(), strict=True))
+        cuts = (0, 1, 2, 3, 11, 12, 13, 40, x.size)
+        for start, stop in itertools.pairwise(cuts):
+            det.score_batch(rows[start:stop])
+            state_file.check_numbers(state)
+            state_file.check_shapes(state, det.params, det.sustained)
+
+
+def _as_format_2(state: dict[str, Any]) -> None:
+    """An encoded stream state as format 2 (model 1.2.0) had it: its windows deques with their
+    length."""
+    det = _univariate()
+    windows = [
+        ("features", "window", WINDOW),
+        ("likelihood", "recent", det.params.short_window),
+        ("sustained", "recent", det.sustained.blocks),
+    ]
+    if "blocks" in state:
+        windows += [
+            ("blocks.features", "window", WINDOW),
+            ("blocks.likelihood", "recent", det.params.short_window),
+        ]
+    for where, key, maxlen in windows:
+        node = state
+        for part in where.split("."):
+            node = node[part]
+        node[key] = {"deque": node[key]["array"], "maxlen": maxlen}
+
+
+def _kept_state() -> tuple[StreamState, str, float]:
+    det = _univariate()
+    s = synthetic.make_stream("temperature", 2500, np.random.default_rng(5))
+    kept = StreamState()
+    det.score_batch([(kept, t, v) for t, v in zip(s.t.tolist(), s.x.tolist(), strict=True)])
+    return kept, str(det.model.card["sha256"]), float(s.t[-1])
+
+
+def _text(state: Any) -> str:
+    """A state as JSON text, to compare states holding NaN (a slot never visited: NaN != NaN)."""
+    return json.dumps(state_file.encode(state))
 
 
 def test_a_format_1_file_is_read_with_a_fresh_block_scale(tmp_path: Path) -> None:
     """Model 1.1 wrote no block scale: after the update its streams keep all they had learnt,
     and their block scale starts learning."""
     det = _univariate()
-    s = synthetic.make_stream("temperature", 2500, np.random.default_rng(5))
-    kept = StreamState()
-    det.score_batch([(kept, t, v) for t, v in zip(s.t.tolist(), s.x.tolist(), strict=True)])
+    kept, sha, at = _kept_state()
     path = tmp_path / "streams.json"
-    sha = str(det.model.card["sha256"])
-    state_file.save(path, sha, T0, {"hall/temperature": (kept, float(s.t[-1]))})
+    state_file.save(path, sha, T0, {"hall/temperature": (kept, at)})
     old = json.loads(path.read_text())
     old["format"] = 1
     del old["streams"]["hall/temperature"][0]["blocks"]
+    _as_format_2(old["streams"]["hall/temperature"][0])
     path.write_text(json.dumps(old))
     ((_, (restored, _)),) = state_file.load(path, sha, det.params, det.sustained).items()
-    assert restored.blocks == BlockScale()
-    assert restored.likelihood == kept.likelihood
-    assert restored.features == kept.features
-    assert restored.sustained == kept.sustained
+    assert _text(restored) == _text(dataclasses.replace(kept, blocks=BlockScale()))
+
+
+def test_a_format_2_file_with_its_windows_as_deques_is_read_whole(tmp_path: Path) -> None:
+    """Model 1.2.0 kept the windows (last readings, error ratios, block means) as deques."""
+    det = _univariate()
+    kept, sha, at = _kept_state()
+    path = tmp_path / "streams.json"
+    state_file.save(path, sha, T0, {"hall/temperature": (kept, at)})
+    old = json.loads(path.read_text())
+    old["format"] = 2
+    _as_format_2(old["streams"]["hall/temperature"][0])
+    assert '"deque"' in json.dumps(old)
+    path.write_text(json.dumps(old))
+    ((_, (restored, _)),) = state_file.load(path, sha, det.params, det.sustained).items()
+    assert _text(restored) == _text(kept)
+    assert restored.blocks.likelihood.recent == kept.blocks.likelihood.recent
 
 
 async def test_the_daemon_keeps_its_streams_across_a_restart(tmp_path: Path) -> None:
@@ -197,19 +252,26 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     ("damage", "why"),
     [
         (lambda kept: {**kept, "model_sha256": "0" * 64}, "another model file"),
-        (lambda kept: {**kept, "format": 99}, "not a state file of format 1 or 2"),
+        (lambda kept: {**kept, "format": 99}, "not a state file of format 1, 2 or 3"),
         (lambda kept: {**kept, "streams": []}, "no streams"),
         (_edit("features.n", "12"), "str is not int"),
         (_edit("features.mean", True), "bool is not float"),
         (_edit("features.profile", {"array": [1.0, 2.0]}), "features.profile holds 2 values"),
-        (_edit("features.window", {"deque": [1.0], "maxlen": 3}), "keeps 3 values, not 12"),
+        (_edit("features.window", {"array": [1.0] * 13}), "features.window holds 13 values"),
+        (_edit("features.window", {"array": []}), "features.window holds 0 values, not 12"),
+        (_edit("features.window", None), "features.window holds 0 values, not 12"),
+        (_edit("features.profile", None), "features.profile is missing"),
+        (_edit("blocks.likelihood.recent", {"array": [1.0]}), "recent holds 1 values, not 10"),
+        (_edit("features.window", {"deque": [1.0] * 13, "maxlen": 13}), "holds 13 values"),
+        (_edit("likelihood.recent", {"array": [1.0] * 11}), "likelihood.recent holds 11"),
+        (_edit("sustained.recent", {"array": [1.0] * 13}), "sustained.recent holds 13"),
         (_edit("features.window", {"deque": ["x"], "maxlen": 12}), "not a list of numbers"),
         (_edit("likelihood.rarity.counts", {"array": [0.0]}), "holds 1 values"),
         (_edit("likelihood.rarity.type", "Popen"), "unknown type 'Popen'"),
         (_edit("sustained.extra", 1), "differ from SustainedState's"),
         (_edit("features.window", {"deque": [], "maxlen": -1}), "a bad maxlen"),
         (_edit("blocks.count", 8), "blocks.count is 8"),
-        (_edit("blocks.total", math.nan), "blocks.total is nan"),
+        (_edit("blocks.total", math.nan), "blocks.total is NaN"),
         (_edit("blocks.total", 1e300), "blocks.total is 1e+300 for"),
         (_edit("blocks.features.var", -1.0), "blocks.features.var is negative"),
         (_edit("likelihood.n", -1), "likelihood.n is negative"),
