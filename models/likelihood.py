@@ -8,12 +8,19 @@ Four channels, each turned into "how improbable is this" on a log scale, combine
    mean of that ratio is compared with its long-term distribution (running mean and variance);
    the Gaussian tail probability is the **anomaly likelihood** of Ahmad et al. 2017 (Numenta's HTM
    detector), reported on a log scale: 0.5 means a tail probability of 1e-5, 1.0 one of 1e-10.
+   Once the stream's first day is seen (the rarity and beyond channels are awake) a short-term
+   mean counts only when it is more than `surprise_gate` times the stream's usual high one (a
+   tracked `surprise_quantile`, the 99th percentile): a bursty stream's Gaussian tail is too
+   thin, and each of its usual bursts would be a surprise.
 2. **Rarity** (density): a histogram of the stream's values over a long, slowly forgetting
    history (`value_bins` bins over the range of the stream's first day and `warmup` readings at
    least, widened by half on each side, plus one bin below and one above; it starts from the
    first `warmup` values, and the rest of that stretch spread evenly over its range). A value
    in a bin holding a tiny share of that history scores `log(share) / log(value_floor)`: a level
    the stream has never visited is rare even when it is reached slowly enough to be forecast.
+   On the readings' own scale, once it reaches the threshold it is held at 0 until
+   `rarity_hold` readings have passed without a visit to new territory: a stream wandering
+   into new territory visits one empty bin after another, all of them the same change.
 3. **Stuck**: a run of identical values longer than `stuck_factor` times the longest run seen
    before (and at least `stuck_min` readings) reaches 0.5: a sensor that stopped measuring. A
    stream that has never changed is not judged (its first run is its normal).
@@ -60,6 +67,10 @@ class LikelihoodParams:
     threshold: float = 0.5
     suppress: int = 100
     surprise_power: float = 3.0
+    surprise_gate: float = 3.0
+    surprise_quantile: float = 0.99
+    surprise_rate: float = 0.003
+    rarity_hold: int = 1500
     level_weight: float = 0.5
     error_span: float = 300.0
     short_window: int = 10
@@ -97,6 +108,8 @@ _LOG_1E10 = math.log(1e-10)
 _SQRT2 = math.sqrt(2.0)
 #: The smallest spread of the short-term means (a perfectly forecast stream is not infinitely sure).
 _MIN_STD = 0.05
+#: The smallest tracked high of the short-term means (it moves by factors: never stuck at 0).
+_MIN_HIGH = 1e-3
 
 
 @dataclass(slots=True)
@@ -138,6 +151,7 @@ class LikelihoodState:
     long_var: float = 0.0
     recent: array[float] | None = None  # the last `short_window` error ratios
     recent_sum: float = 0.0
+    surprise_high: float = math.nan  # a tracked `surprise_quantile` of the short-term means
     quiet: int = 0
     first: array[float] | None = field(default_factory=lambda: array("d"))  # first `warmup` values
     first_at: float = math.nan
@@ -145,6 +159,7 @@ class LikelihoodState:
     high: float = -math.inf
     seen: int = 0
     rarity: Rarity | None = None
+    rarity_quiet: int = 0  # readings the rarity channel is still held for (`rarity_hold`)
     last_value: float = math.nan
     run: int = 0  # readings in a row with exactly the same value
     longest_run: int = 0  # the longest such run before the current one
@@ -161,7 +176,7 @@ class LikelihoodState:
         """Take in one reading; return its scores. `slow`: the block scale's evidence for this
         reading (`models.univariate.BlockScale`; 0 but at a block's last reading), counted like
         this scale's surprise, rarity and beyond channels."""
-        evidence = max(self.evidence(p, target, forecast, value, at), slow)
+        evidence = max(self.evidence(p, target, forecast, value, at, hold_rarity=True), slow)
         was_stuck = self.stuck_level(p) >= 0.5
         stuck = self._stuck(p, value)
         if self.n <= p.warmup:
@@ -176,17 +191,38 @@ class LikelihoodState:
         return Score(level, event)
 
     def evidence(
-        self, p: LikelihoodParams, target: float, forecast: float, value: float, at: float
+        self,
+        p: LikelihoodParams,
+        target: float,
+        forecast: float,
+        value: float,
+        at: float,
+        hold_rarity: bool = False,
     ) -> float:
         """Take in one reading's value and forecast; the strongest of its surprise, rarity and
-        beyond channels (0 through the warm-up). The stuck channel is `score`'s."""
+        beyond channels (0 through the warm-up). The stuck channel is `score`'s. `hold_rarity`
+        (the readings' own scale, not the block scale): after the rarity channel reaches the
+        threshold it is held at 0 for `rarity_hold` readings."""
         n = self.n = self.n + 1
-        surprise = self._surprise(p, target, forecast) ** p.surprise_power
+        gated = at - self.first_at >= p.value_after_s  # the other channels are awake
+        surprise = self._surprise(p, target, forecast, gated) ** p.surprise_power
         beyond = self._beyond(p, value, at)
         rare = self._rarity(p, value, at)
+        if hold_rarity:
+            rare = self._held(p, rare)
         return 0.0 if n <= p.warmup else max(surprise, rare, beyond)
 
-    def _surprise(self, p: LikelihoodParams, target: float, forecast: float) -> float:
+    def _held(self, p: LikelihoodParams, rare: float) -> float:
+        """The rarity channel once per excursion: a stream wandering into new territory visits
+        one empty bin after another, and each would be a detection of the same change."""
+        held = self.rarity_quiet > 0
+        if held:
+            self.rarity_quiet -= 1
+        if rare >= p.threshold:
+            self.rarity_quiet = p.rarity_hold - 1
+        return 0.0 if held else rare
+
+    def _surprise(self, p: LikelihoodParams, target: float, forecast: float, gated: bool) -> float:
         err = abs(target - forecast) + p.level_weight * abs(target)
         n = self.n
         scale = self.mae
@@ -209,6 +245,19 @@ class LikelihoodState:
         self.long_mean += b * d
         self.long_var = (1.0 - b) * (self.long_var + b * d * d)
         tail = 0.5 * math.erfc((short - mean) / (std * _SQRT2))
+        # Once the rarity and beyond channels are awake: only a short-term mean well beyond the
+        # stream's usual high ones (a bursty stream's Gaussian tail is too thin: its every burst
+        # would be a surprise). Before, the surprise channel is the only one to see a surge.
+        high = self.surprise_high
+        beyond_usual = not gated or math.isnan(high) or short > p.surprise_gate * high
+        if math.isnan(high):
+            high = short
+        else:  # log-scale steps, like the sustained score's tail
+            rate = max(1.0 / n, p.surprise_rate)
+            high *= math.exp(rate * (p.surprise_quantile - (0.0 if short > high else 1.0)))
+        self.surprise_high = max(high, _MIN_HIGH)
+        if not beyond_usual:
+            return 0.0
         return min(1.0, math.log(max(tail, 1e-10)) / _LOG_1E10)
 
     def _beyond(self, p: LikelihoodParams, value: float, at: float) -> float:

@@ -16,7 +16,7 @@ can write (`check_numbers`: no NaN, infinity or negative count where it cannot b
 hand-edited file is refused with the reason, never half-used; the hub then starts its streams
 afresh. A file written by another model (sha256) is not used either, nor one of a format other than
 `FORMAT`, 2 (the windows as deques) and 1 (model 1.1.0's, read with a fresh block scale for each
-stream).
+stream). A state written before model 1.3.0 learns the surprise channel's usual high again.
 """
 
 from __future__ import annotations
@@ -131,13 +131,13 @@ def _is_a(value: Any, annotation: str) -> bool:
 #: a histogram bin) or make a stream score 1.0 for ever.
 _MAY_BE_NAN = {
     "UnivariateFeatures": {"profile"},
-    "LikelihoodState": {"first_at", "last_value"},
+    "LikelihoodState": {"first_at", "last_value", "surprise_high"},
     "SustainedState": {"first_t", "block_t", "last_t", "tail", "profile", "profile_hi"},
 }
 _MAY_BE_INFINITE = {"UnivariateFeatures": {"last_t"}, "LikelihoodState": {"low", "high"}}
 _NOT_NEGATIVE = {
     "UnivariateFeatures": {"var", "gap"},
-    "LikelihoodState": {"mae", "long_var"},
+    "LikelihoodState": {"mae", "long_var", "surprise_high"},
     "Rarity": {"counts", "total", "weight"},
     "SustainedState": {"var", "seen", "tail"},
 }
@@ -191,6 +191,8 @@ def check_shapes(
         recent = min(max(lk.n - 2, 0), likelihood.short_window)  # `_surprise` starts at the 3rd
         holds(lk.recent, recent, f"{where}likelihood.recent")
         length(lk.first, range(likelihood.warmup + 1), f"{where}likelihood.first")
+        if lk.rarity_quiet >= likelihood.rarity_hold:
+            raise StateFileError(f"{where}likelihood.rarity_quiet is {lk.rarity_quiet}")
         if lk.rarity is not None:
             bins = likelihood.value_bins + 2
             length(lk.rarity.counts, range(bins, bins + 1), f"{where}likelihood.rarity.counts")
@@ -229,12 +231,18 @@ def save(
 
 
 def _upgrade(state: Any, version: int) -> None:
-    """An encoded stream state of an older format, brought to this one in place: format 1 had no
-    block scale (a fresh one)."""
+    """An encoded stream state brought to this model's in place: format 1 had no block scale (a
+    fresh one); a state written before model 1.3.0 has no tracked high of the surprise channel
+    (unknown: it is learnt again from the next reading) nor hold of the rarity channel (none)."""
     if not isinstance(state, dict):
         return  # refused by `decode`
     if version == 1 and "blocks" not in state:
         state["blocks"] = encode(BlockScale())
+    for scale in (state, state.get("blocks")):
+        likelihood = scale.get("likelihood") if isinstance(scale, dict) else None
+        if isinstance(likelihood, dict):
+            likelihood.setdefault("surprise_high", math.nan)
+            likelihood.setdefault("rarity_quiet", 0)
 
 
 def load(
@@ -263,8 +271,7 @@ def load(
         at = json_number(entry[1])
         if at is None or not math.isfinite(at):
             raise StateFileError(f"stream {name!r}: last_at is not finite")
-        if version != FORMAT:
-            _upgrade(entry[0], version)
+        _upgrade(entry[0], version)
         try:
             state = decode(entry[0], f"stream {name!r}")
         except RecursionError:

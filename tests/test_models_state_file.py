@@ -106,7 +106,7 @@ def test_every_state_the_detector_writes_passes_the_checks(kind: str) -> None:
 
 def _as_format_2(state: dict[str, Any]) -> None:
     """An encoded stream state as format 2 (model 1.2.0) had it: its windows deques with their
-    length."""
+    length, and no tracked high of the surprise channel nor hold of the rarity channel."""
     det = _univariate()
     windows = [
         ("features", "window", WINDOW),
@@ -123,6 +123,8 @@ def _as_format_2(state: dict[str, Any]) -> None:
         for part in where.split("."):
             node = node[part]
         node[key] = {"deque": node[key]["array"], "maxlen": maxlen}
+        if key == "recent" and "surprise_high" in node:
+            del node["surprise_high"], node["rarity_quiet"]
 
 
 def _kept_state() -> tuple[StreamState, str, float]:
@@ -138,6 +140,19 @@ def _text(state: Any) -> str:
     return json.dumps(state_file.encode(state))
 
 
+def _upgraded(kept: StreamState) -> StreamState:
+    """What an older file of `kept` reads back as: the surprise channel's high not known, the
+    rarity channel not held."""
+    new = {"surprise_high": math.nan, "rarity_quiet": 0}
+    return dataclasses.replace(
+        kept,
+        likelihood=dataclasses.replace(kept.likelihood, **new),
+        blocks=dataclasses.replace(
+            kept.blocks, likelihood=dataclasses.replace(kept.blocks.likelihood, **new)
+        ),
+    )
+
+
 def test_a_format_1_file_is_read_with_a_fresh_block_scale(tmp_path: Path) -> None:
     """Model 1.1 wrote no block scale: after the update its streams keep all they had learnt,
     and their block scale starts learning."""
@@ -151,11 +166,13 @@ def test_a_format_1_file_is_read_with_a_fresh_block_scale(tmp_path: Path) -> Non
     _as_format_2(old["streams"]["hall/temperature"][0])
     path.write_text(json.dumps(old))
     ((_, (restored, _)),) = state_file.load(path, sha, det.params, det.sustained).items()
-    assert _text(restored) == _text(dataclasses.replace(kept, blocks=BlockScale()))
+    assert _text(restored) == _text(dataclasses.replace(_upgraded(kept), blocks=BlockScale()))
 
 
-def test_a_format_2_file_with_its_windows_as_deques_is_read_whole(tmp_path: Path) -> None:
-    """Model 1.2.0 kept the windows (last readings, error ratios, block means) as deques."""
+def test_a_format_2_file_is_read_whole_but_the_surprise_high(tmp_path: Path) -> None:
+    """Model 1.2.0 kept the windows (last readings, error ratios, block means) as deques and had
+    no tracked high of the surprise channel nor hold of the rarity channel (1.3.0): the high is
+    learnt again, the rest is kept."""
     det = _univariate()
     kept, sha, at = _kept_state()
     path = tmp_path / "streams.json"
@@ -164,9 +181,12 @@ def test_a_format_2_file_with_its_windows_as_deques_is_read_whole(tmp_path: Path
     old["format"] = 2
     _as_format_2(old["streams"]["hall/temperature"][0])
     assert '"deque"' in json.dumps(old)
+    assert "surprise_high" not in json.dumps(old)
     path.write_text(json.dumps(old))
     ((_, (restored, _)),) = state_file.load(path, sha, det.params, det.sustained).items()
-    assert _text(restored) == _text(kept)
+    assert _text(restored) == _text(_upgraded(kept))
+    assert not math.isnan(kept.likelihood.surprise_high)
+    assert kept.likelihood.rarity_quiet > 0  # held when the file was written: released
     assert restored.blocks.likelihood.recent == kept.blocks.likelihood.recent
 
 
@@ -276,6 +296,9 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
         (_edit("blocks.features.var", -1.0), "blocks.features.var is negative"),
         (_edit("likelihood.n", -1), "likelihood.n is negative"),
         (_edit("likelihood.mae", math.inf), "likelihood.mae is infinite"),
+        (_edit("likelihood.surprise_high", -1.0), "likelihood.surprise_high is negative"),
+        (_edit("likelihood.rarity_quiet", 10**6), "likelihood.rarity_quiet is 1000000"),
+        (_edit("blocks.likelihood.surprise_high", math.inf), "surprise_high is infinite"),
         (_edit("sustained.level", math.nan), "sustained.level is NaN"),
         (_edit("blocks.features.profile", {"array": [1.0]}), "blocks.features.profile holds 1"),
         (lambda kept: {**kept, "streams": {"deep": [_nested(400), T0]}}, "differ from"),
