@@ -104,9 +104,9 @@ def _run_paho_subscriber(
 def loadgen(args: argparse.Namespace, stats: Stats) -> None:
     """`--rate` messages/s, each of 4 readings, on a fixed schedule (not bursts), round the
     first `--sensors` load sensors."""
-    payloads = [
-        (sensor_topic(i, args.sensors), reading_payload(i)) for i in range(max(1000, args.sensors))
-    ]
+    count = max(1000, args.sensors)
+    count += -count % args.sensors  # a whole number of rounds: every sensor as often as the next
+    payloads = [(sensor_topic(i, args.sensors), reading_payload(i)) for i in range(count)]
     client = _paho_connected(args, "bench-loadgen")
     client.loop_start()
     client.publish(args.ready_topic, ONLINE, qos=1, retain=True)

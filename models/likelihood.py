@@ -108,8 +108,10 @@ _LOG_1E10 = math.log(1e-10)
 _SQRT2 = math.sqrt(2.0)
 #: The smallest spread of the short-term means (a perfectly forecast stream is not infinitely sure).
 _MIN_STD = 0.05
+#: The ceiling of an error over the stream's usual error (one reading cannot outweigh ten more).
+MAX_RATIO = 50.0
 #: The smallest tracked high of the short-term means (it moves by factors: never stuck at 0).
-_MIN_HIGH = 1e-3
+MIN_HIGH = 1e-3
 
 
 @dataclass(slots=True)
@@ -229,7 +231,7 @@ class LikelihoodState:
         self.mae += max(1.0 / n, 1.0 / p.error_span) * (err - self.mae)
         if n <= 2:
             return 0.0
-        r = min(err / max(scale, 1e-3), 50.0)
+        r = min(err / max(scale, 1e-3), MAX_RATIO)
         recent = self.recent
         if recent is None:
             recent = self.recent = array("d")
@@ -255,7 +257,7 @@ class LikelihoodState:
         else:  # log-scale steps, like the sustained score's tail
             rate = max(1.0 / n, p.surprise_rate)
             high *= math.exp(rate * (p.surprise_quantile - (0.0 if short > high else 1.0)))
-        self.surprise_high = max(high, _MIN_HIGH)
+        self.surprise_high = max(high, MIN_HIGH)
         if not beyond_usual:
             return 0.0
         return min(1.0, math.log(max(tail, 1e-10)) / _LOG_1E10)

@@ -16,7 +16,7 @@ can write (`check_numbers`: no NaN, infinity or negative count where it cannot b
 hand-edited file is refused with the reason, never half-used; the hub then starts its streams
 afresh. A file written by another model (sha256) is not used either, nor one of a format other than
 `FORMAT`, 2 (the windows as deques) and 1 (model 1.1.0's, read with a fresh block scale for each
-stream). A state written before model 1.3.0 learns the surprise channel's usual high again.
+stream). A state written before model 1.3.0 gets the surprise channel's usual high estimated.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ import math
 from array import array
 from collections.abc import Mapping
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 from hub.atomic_file import is_json_number, json_number, read_json_object, write_text
 from models.features import MAX_MAGNITUDE, PROFILE_SLOTS, WINDOW, UnivariateFeatures
-from models.likelihood import LikelihoodParams, LikelihoodState, Rarity
+from models.likelihood import MAX_RATIO, MIN_HIGH, LikelihoodParams, LikelihoodState, Rarity
 from models.sustained import SustainedParams, SustainedState
 from models.univariate import BlockScale, StreamState
 
@@ -185,12 +186,22 @@ def check_shapes(
 
     def scale(f: UnivariateFeatures, lk: LikelihoodState, where: str) -> None:
         holds(f.window, min(f.n, WINDOW), f"{where}features.window")
-        if f.n > 0 and f.profile is None:
-            raise StateFileError(f"{where}features.profile is missing")
+        if (f.profile is None) != (f.window is None):
+            raise StateFileError(f"{where}features has a window or a profile without the other")
         length(f.profile, slots, f"{where}features.profile")
+        if math.isfinite(f.last_t) != (f.n > 0):  # -inf until the first reading, then its time
+            raise StateFileError(f"{where}features.last_t is {f.last_t} after {f.n} readings")
         recent = min(max(lk.n - 2, 0), likelihood.short_window)  # `_surprise` starts at the 3rd
         holds(lk.recent, recent, f"{where}likelihood.recent")
+        ratios = lk.recent or array("d")
+        if not all(0.0 <= r <= MAX_RATIO for r in ratios):
+            raise StateFileError(f"{where}likelihood.recent holds a ratio beyond 0..{MAX_RATIO}")
+        total = math.fsum(ratios)
+        if not abs(lk.recent_sum - total) <= 1e-6 * max(1.0, total):
+            raise StateFileError(f"{where}likelihood.recent_sum is not the sum of recent")
         length(lk.first, range(likelihood.warmup + 1), f"{where}likelihood.first")
+        if (lk.first is None) == (lk.rarity is None):  # the first values, until the histogram
+            raise StateFileError(f"{where}likelihood has both or neither of first and rarity")
         if lk.rarity_quiet >= likelihood.rarity_hold:
             raise StateFileError(f"{where}likelihood.rarity_quiet is {lk.rarity_quiet}")
         if lk.rarity is not None:
@@ -211,8 +222,12 @@ def check_shapes(
     length(su.recent, range(sustained.blocks + 1), "sustained.recent")
     length(su.profile, slots, "sustained.profile")
     length(su.profile_hi, slots, "sustained.profile_hi")
-    if su.recent is not None:
+    if su.recent is not None:  # the first reading made them all
         length(su.seen, slots, "sustained.seen")
+        if su.profile is None or su.profile_hi is None:
+            raise StateFileError("sustained has block means but no profile")
+        if su.block_n < 1 or not all(map(math.isfinite, (su.first_t, su.block_t, su.last_t))):
+            raise StateFileError("sustained has block means but no block being filled")
 
 
 def save(
@@ -230,10 +245,10 @@ def save(
     write_text(path, head[:-1] + ', "streams": {' + ",".join(entries) + "}}")
 
 
-def _upgrade(state: Any, version: int) -> None:
+def _upgrade(state: Any, version: int, quantile: float) -> None:
     """An encoded stream state brought to this model's in place: format 1 had no block scale (a
     fresh one); a state written before model 1.3.0 has no tracked high of the surprise channel
-    (unknown: it is learnt again from the next reading) nor hold of the rarity channel (none)."""
+    (`_usual_high`) nor hold of the rarity channel (none)."""
     if not isinstance(state, dict):
         return  # refused by `decode`
     if version == 1 and "blocks" not in state:
@@ -241,8 +256,21 @@ def _upgrade(state: Any, version: int) -> None:
     for scale in (state, state.get("blocks")):
         likelihood = scale.get("likelihood") if isinstance(scale, dict) else None
         if isinstance(likelihood, dict):
-            likelihood.setdefault("surprise_high", math.nan)
+            if "surprise_high" not in likelihood:
+                likelihood["surprise_high"] = _usual_high(likelihood, quantile)
             likelihood.setdefault("rarity_quiet", 0)
+
+
+def _usual_high(likelihood: dict[str, Any], quantile: float) -> float:
+    """The surprise channel's tracked high for a state that had none: the `quantile` of its
+    short-term means as their running mean and variance have it (a Gaussian's), to be tracked on
+    from there. Learnt from nothing instead, it would sit low for thousands of readings: about 3x
+    the false detections until then. NaN (learnt afresh) for a state too young or damaged."""
+    n, mean, var = (likelihood.get(k) for k in ("n", "long_mean", "long_var"))
+    if not (isinstance(n, int) and n > 2 and is_json_number(mean) and is_json_number(var)):
+        return math.nan
+    high = float(mean) + NormalDist().inv_cdf(quantile) * math.sqrt(max(float(var), 0.0))
+    return max(high, MIN_HIGH) if math.isfinite(high) else math.nan
 
 
 def load(
@@ -271,7 +299,7 @@ def load(
         at = json_number(entry[1])
         if at is None or not math.isfinite(at):
             raise StateFileError(f"stream {name!r}: last_at is not finite")
-        _upgrade(entry[0], version)
+        _upgrade(entry[0], version, likelihood.surprise_quantile)
         try:
             state = decode(entry[0], f"stream {name!r}")
         except RecursionError:

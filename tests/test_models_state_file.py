@@ -140,15 +140,39 @@ def _text(state: Any) -> str:
     return json.dumps(state_file.encode(state))
 
 
-def _upgraded(kept: StreamState) -> StreamState:
-    """What an older file of `kept` reads back as: the surprise channel's high not known, the
-    rarity channel not held."""
-    new = {"surprise_high": math.nan, "rarity_quiet": 0}
+def _older_file(tmp_path: Path, version: int) -> tuple[Path, StreamState, str]:
+    """A file of format `version` (1 or 2) of a stream's state: windows as deques, no tracked
+    high of the surprise channel nor hold of the rarity channel; in format 1 no block scale."""
+    kept, sha, at = _kept_state()
+    path = tmp_path / "streams.json"
+    state_file.save(path, sha, T0, {"hall/temperature": (kept, at)})
+    old = json.loads(path.read_text())
+    old["format"] = version
+    state = old["streams"]["hall/temperature"][0]
+    _as_format_2(state)
+    if version == 1:
+        del state["blocks"]
+    assert '"deque"' in json.dumps(old)
+    assert "surprise_high" not in json.dumps(old)
+    path.write_text(json.dumps(old))
+    return path, kept, sha
+
+
+def _as_upgraded(kept: StreamState, restored: StreamState) -> StreamState:
+    """`kept` as an older file of it reads back: the rarity channel not held, the surprise
+    channel's high estimated (`restored`'s)."""
     return dataclasses.replace(
         kept,
-        likelihood=dataclasses.replace(kept.likelihood, **new),
+        likelihood=dataclasses.replace(
+            kept.likelihood, surprise_high=restored.likelihood.surprise_high, rarity_quiet=0
+        ),
         blocks=dataclasses.replace(
-            kept.blocks, likelihood=dataclasses.replace(kept.blocks.likelihood, **new)
+            kept.blocks,
+            likelihood=dataclasses.replace(
+                kept.blocks.likelihood,
+                surprise_high=restored.blocks.likelihood.surprise_high,
+                rarity_quiet=0,
+            ),
         ),
     )
 
@@ -157,37 +181,52 @@ def test_a_format_1_file_is_read_with_a_fresh_block_scale(tmp_path: Path) -> Non
     """Model 1.1 wrote no block scale: after the update its streams keep all they had learnt,
     and their block scale starts learning."""
     det = _univariate()
-    kept, sha, at = _kept_state()
-    path = tmp_path / "streams.json"
-    state_file.save(path, sha, T0, {"hall/temperature": (kept, at)})
-    old = json.loads(path.read_text())
-    old["format"] = 1
-    del old["streams"]["hall/temperature"][0]["blocks"]
-    _as_format_2(old["streams"]["hall/temperature"][0])
-    path.write_text(json.dumps(old))
+    path, kept, sha = _older_file(tmp_path, 1)
     ((_, (restored, _)),) = state_file.load(path, sha, det.params, det.sustained).items()
-    assert _text(restored) == _text(dataclasses.replace(_upgraded(kept), blocks=BlockScale()))
+    assert restored.blocks == BlockScale()
+    assert _text(restored) == _text(
+        dataclasses.replace(_as_upgraded(kept, restored), blocks=BlockScale())
+    )
 
 
-def test_a_format_2_file_is_read_whole_but_the_surprise_high(tmp_path: Path) -> None:
+def test_a_format_2_file_is_read_whole_with_the_surprise_high_estimated(tmp_path: Path) -> None:
     """Model 1.2.0 kept the windows (last readings, error ratios, block means) as deques and had
     no tracked high of the surprise channel nor hold of the rarity channel (1.3.0): the high is
-    learnt again, the rest is kept."""
+    estimated from the short-term means' running mean and spread, the rest is kept."""
     det = _univariate()
-    kept, sha, at = _kept_state()
-    path = tmp_path / "streams.json"
-    state_file.save(path, sha, T0, {"hall/temperature": (kept, at)})
-    old = json.loads(path.read_text())
-    old["format"] = 2
-    _as_format_2(old["streams"]["hall/temperature"][0])
-    assert '"deque"' in json.dumps(old)
-    assert "surprise_high" not in json.dumps(old)
-    path.write_text(json.dumps(old))
+    path, kept, sha = _older_file(tmp_path, 2)
     ((_, (restored, _)),) = state_file.load(path, sha, det.params, det.sustained).items()
-    assert _text(restored) == _text(_upgraded(kept))
-    assert not math.isnan(kept.likelihood.surprise_high)
+    assert _text(restored) == _text(_as_upgraded(kept, restored))
     assert kept.likelihood.rarity_quiet > 0  # held when the file was written: released
-    assert restored.blocks.likelihood.recent == kept.blocks.likelihood.recent
+    for new, old in ((restored, kept), (restored.blocks, kept.blocks)):
+        ratio = new.likelihood.surprise_high / old.likelihood.surprise_high
+        assert 0.25 < ratio < 4.0, ratio  # near what tracking found (a Gaussian tail is thin)
+
+
+def test_a_stream_read_from_an_older_file_raises_no_more_detections_than_unbroken(
+    tmp_path: Path,
+) -> None:
+    """Its surprise channel's high learnt from nothing would sit low for thousands of readings
+    (about 3x the detections); estimated, the stream scores about as if it had kept it."""
+    det = _univariate()
+    sha = str(det.model.card["sha256"])
+    path = tmp_path / "streams.json"
+    counts = {"unbroken": 0, "from an older file": 0}
+    for i, kind in enumerate(synthetic.KINDS):
+        s = synthetic.make_stream(kind, 8000, np.random.default_rng(100 + i))
+        rows = list(zip(s.t.tolist(), s.x.tolist(), strict=True))
+        kept = StreamState()
+        det.score_batch([(kept, t, x) for t, x in rows[:4000]])
+        state_file.save(path, sha, T0, {kind: (kept, rows[3999][0])})
+        old = json.loads(path.read_text())
+        old["format"] = 2
+        _as_format_2(old["streams"][kind][0])
+        path.write_text(json.dumps(old))
+        ((_, (upgraded, _)),) = state_file.load(path, sha, det.params, det.sustained).items()
+        for name, state in (("unbroken", kept), ("from an older file", upgraded)):
+            scores = det.score_batch([(state, t, x) for t, x in rows[4000:]])
+            counts[name] += sum(1 for sc in scores if sc is not None and sc.event >= 0.5)
+    assert counts["from an older file"] <= counts["unbroken"] + 2, counts
 
 
 async def test_the_daemon_keeps_its_streams_across_a_restart(tmp_path: Path) -> None:
@@ -280,7 +319,17 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
         (_edit("features.window", {"array": [1.0] * 13}), "features.window holds 13 values"),
         (_edit("features.window", {"array": []}), "features.window holds 0 values, not 12"),
         (_edit("features.window", None), "features.window holds 0 values, not 12"),
-        (_edit("features.profile", None), "features.profile is missing"),
+        (_edit("features.profile", None), "features has a window or a profile without the other"),
+        (_edit("blocks.features.profile", None), "blocks.features has a window or a profile"),
+        (_edit("features.last_t", math.inf), "features.last_t is inf after 1500 readings"),
+        (_edit("likelihood.rarity", None), "likelihood has both or neither of first and rarity"),
+        (_edit("blocks.likelihood.first", None), "blocks.likelihood has both or neither of"),
+        (_edit("likelihood.recent", {"array": [1e300] + [1.0] * 9}), "a ratio beyond 0..50"),
+        (_edit("likelihood.recent", {"array": [-1.0] * 10}), "a ratio beyond 0..50"),
+        (_edit("likelihood.recent_sum", 1e308), "likelihood.recent_sum is not the sum"),
+        (_edit("sustained.profile_hi", None), "sustained has block means but no profile"),
+        (_edit("sustained.block_n", 0), "sustained has block means but no block being filled"),
+        (_edit("sustained.block_t", math.nan), "sustained has block means but no block"),
         (_edit("blocks.likelihood.recent", {"array": [1.0]}), "recent holds 1 values, not 10"),
         (_edit("features.window", {"deque": [1.0] * 13, "maxlen": 13}), "holds 13 values"),
         (_edit("likelihood.recent", {"array": [1.0] * 11}), "likelihood.recent holds 11"),
