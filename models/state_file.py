@@ -11,12 +11,13 @@ A state is encoded field by field (`encode`): numbers as they are (NaN and infin
 dataclass of the state as `{"type": name, ...fields}` (formats 1 and 2 kept the windows as deques,
 `{"deque": [...], "maxlen": n}`: read as arrays). Reading it back (`decode`) builds only those
 classes, checks every field against its declared type, every array against the length the detector
-indexes it with (a window: the values taken in, up to those it keeps) and every number against what the detector
-can write (`check_numbers`: no NaN, infinity or negative count where it cannot be), so a damaged or
-hand-edited file is refused with the reason, never half-used; the hub then starts its streams
-afresh. A file written by another model (sha256) is not used either, nor one of a format other than
-`FORMAT`, 2 (the windows as deques) and 1 (model 1.1.0's, read with a fresh block scale for each
-stream). A state written before model 1.3.0 gets the surprise channel's usual high estimated.
+indexes it with (a window: the values taken in, up to those it keeps) and every number against what
+the detector can write (`check_numbers`: no NaN, infinity or negative count where it cannot be), so
+a damaged or hand-edited file is refused with the reason, never half-used; the hub then starts its
+streams afresh. A file written by another model (sha256) is not used either, nor one of a format
+other than `FORMAT`, 2 (the windows as deques) and 1 (model 1.1.0's, read with a fresh block scale
+for each stream). A state written before model 1.3.0 gets the surprise channel's usual high
+estimated.
 """
 
 from __future__ import annotations
