@@ -178,7 +178,9 @@ class LikelihoodState:
         """Take in one reading; return its scores. `slow`: the block scale's evidence for this
         reading (`models.univariate.BlockScale`; 0 but at a block's last reading), counted like
         this scale's surprise, rarity and beyond channels."""
-        evidence = max(self.evidence(p, target, forecast, value, at, hold_rarity=True), slow)
+        surprise, rare, beyond = self._channels(p, target, forecast, value, at)
+        # The rarity hold is this scale's, the readings' own (not the block scale's).
+        evidence = max(surprise, self._held(p, rare), beyond, slow)
         was_stuck = self.stuck_level(p) >= 0.5
         stuck = self._stuck(p, value)
         if self.n <= p.warmup:
@@ -193,26 +195,24 @@ class LikelihoodState:
         return Score(level, event)
 
     def evidence(
-        self,
-        p: LikelihoodParams,
-        target: float,
-        forecast: float,
-        value: float,
-        at: float,
-        hold_rarity: bool = False,
+        self, p: LikelihoodParams, target: float, forecast: float, value: float, at: float
     ) -> float:
         """Take in one reading's value and forecast; the strongest of its surprise, rarity and
-        beyond channels (0 through the warm-up). The stuck channel is `score`'s. `hold_rarity`
-        (the readings' own scale, not the block scale): after the rarity channel reaches the
-        threshold it is held at 0 for `rarity_hold` readings."""
+        beyond channels (0 through the warm-up): the block scale's evidence. The stuck channel
+        and the rarity hold are `score`'s."""
+        return max(self._channels(p, target, forecast, value, at))
+
+    def _channels(
+        self, p: LikelihoodParams, target: float, forecast: float, value: float, at: float
+    ) -> tuple[float, float, float]:
+        """Take in one reading's value and forecast: its surprise, rarity and beyond channels
+        (all 0 through the warm-up)."""
         n = self.n = self.n + 1
         gated = at - self.first_at >= p.value_after_s  # the other channels are awake
         surprise = self._surprise(p, target, forecast, gated) ** p.surprise_power
         beyond = self._beyond(p, value, at)
         rare = self._rarity(p, value, at)
-        if hold_rarity:
-            rare = self._held(p, rare)
-        return 0.0 if n <= p.warmup else max(surprise, rare, beyond)
+        return (0.0, 0.0, 0.0) if n <= p.warmup else (surprise, rare, beyond)
 
     def _held(self, p: LikelihoodParams, rare: float) -> float:
         """The rarity channel once per excursion: a stream wandering into new territory visits
