@@ -16,3 +16,11 @@ def push(values: array[float], x: float, size: int) -> float | None:
     dropped = values.pop(0) if len(values) >= size else None
     values.append(x)
     return dropped
+
+
+def push_sum(values: array[float], x: float, size: int, total: float) -> float:
+    """`push` for a window kept with its running sum `total`: the sum after it."""
+    dropped = push(values, x, size)
+    if dropped is not None:
+        total -= dropped
+    return total + x

@@ -37,7 +37,9 @@ spike itself when it is large against the stream's usual errors.
 
 The surprise, rarity and beyond channels also run on the stream's means of `slow_block`
 readings (`models.univariate.BlockScale`, with a state of its own: `evidence`); `score` takes
-that evidence in at a block's last reading beside its own channels.
+that evidence in at a block's last reading beside its own channels, and the time-of-week scale's
+(`models.weekly`: each hour against the same hour of earlier weeks) at the first reading of an
+hour. Its parameters are the `week_*` ones here.
 
 **Suppression**: after a detection (a score at or above the threshold) the stream's *event*
 score is 0 for the next `suppress` readings: one event, one detection, not a burst of repeats
@@ -56,7 +58,10 @@ from array import array
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
-from models.bounded import push
+from models.bounded import push_sum
+
+#: A week in seconds: the time-of-week scale's period (`models.weekly`).
+WEEK_S = 7 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,19 @@ class LikelihoodParams:
     stuck_min: int = 30
     spatial_tolerance: float = 0.05
     slow_block: int = 8
+    week_slot_s: float = 3600.0
+    week_rate: float = 0.25
+    week_after: int = 2
+    week_error_span: float = 500.0
+    week_short: int = 6
+    week_long_span: float = 2000.0
+    week_wait: int = 168
+    week_hold: int = 168
+
+    def __post_init__(self) -> None:
+        slots = WEEK_S / self.week_slot_s if self.week_slot_s > 0 else 0.0
+        if not (slots >= 1.0 and slots == round(slots)):
+            raise ValueError(f"week_slot_s {self.week_slot_s} does not divide a week")
 
     @classmethod
     def from_card(cls, data: dict[str, Any]) -> LikelihoodParams:
@@ -112,6 +130,20 @@ _MIN_STD = 0.05
 MAX_RATIO = 50.0
 #: The smallest tracked high of the short-term means (it moves by factors: never stuck at 0).
 MIN_HIGH = 1e-3
+
+
+def tail_score(short: float, mean: float, var: float) -> float:
+    """The anomaly likelihood of a short-term mean against the running `mean` and `var` of such
+    means: its Gaussian tail probability on the log scale (0.5 at 1e-5, 1.0 at 1e-10)."""
+    std = max(math.sqrt(var), _MIN_STD)
+    tail = 0.5 * math.erfc((short - mean) / (std * _SQRT2))
+    return min(1.0, math.log(max(tail, 1e-10)) / _LOG_1E10)
+
+
+def track(mean: float, var: float, x: float, rate: float) -> tuple[float, float]:
+    """A running mean and variance with `x` taken in at `rate` (exponentially weighted)."""
+    d = x - mean
+    return mean + rate * d, (1.0 - rate) * (var + rate * d * d)
 
 
 @dataclass(slots=True)
@@ -175,9 +207,10 @@ class LikelihoodState:
         at: float,
         slow: float = 0.0,
     ) -> Score:
-        """Take in one reading; return its scores. `slow`: the block scale's evidence for this
-        reading (`models.univariate.BlockScale`; 0 but at a block's last reading), counted like
-        this scale's surprise, rarity and beyond channels."""
+        """Take in one reading; return its scores. `slow`: the slower scales' evidence for this
+        reading (the block scale's at a block's last reading, `models.univariate.BlockScale`; the
+        time-of-week scale's at the first reading of a slot, `models.weekly`; else 0), counted
+        like this scale's surprise, rarity and beyond channels."""
         surprise, rare, beyond = self._channels(p, target, forecast, value, at)
         # The rarity hold is this scale's, the readings' own (not the block scale's).
         evidence = max(surprise, self._held(p, rare), beyond, slow)
@@ -232,21 +265,14 @@ class LikelihoodState:
         if n <= 2:
             return 0.0
         r = min(err / max(scale, 1e-3), MAX_RATIO)
-        recent = self.recent
-        if recent is None:
-            recent = self.recent = array("d")
-        dropped = push(recent, r, p.short_window)
-        if dropped is not None:
-            self.recent_sum -= dropped
-        self.recent_sum += r
-        short = self.recent_sum / len(recent)
-        # The long-term distribution of the short-term means, before this one is taken in.
-        mean, std = self.long_mean, max(math.sqrt(self.long_var), _MIN_STD)
+        if self.recent is None:
+            self.recent = array("d")
+        self.recent_sum = push_sum(self.recent, r, p.short_window, self.recent_sum)
+        short = self.recent_sum / len(self.recent)
+        # Against the long-term distribution of the short-term means, before this one is taken in.
+        likelihood = tail_score(short, self.long_mean, self.long_var)
         b = max(1.0 / (n - 2), 1.0 / p.long_span)
-        d = short - mean
-        self.long_mean += b * d
-        self.long_var = (1.0 - b) * (self.long_var + b * d * d)
-        tail = 0.5 * math.erfc((short - mean) / (std * _SQRT2))
+        self.long_mean, self.long_var = track(self.long_mean, self.long_var, short, b)
         # Once the rarity and beyond channels are awake: only a short-term mean well beyond the
         # stream's usual high ones (a bursty stream's Gaussian tail is too thin: its every burst
         # would be a surprise). Before, the surprise channel is the only one to see a surge.
@@ -258,9 +284,7 @@ class LikelihoodState:
             rate = max(1.0 / n, p.surprise_rate)
             high *= math.exp(rate * (p.surprise_quantile - (0.0 if short > high else 1.0)))
         self.surprise_high = max(high, MIN_HIGH)
-        if not beyond_usual:
-            return 0.0
-        return min(1.0, math.log(max(tail, 1e-10)) / _LOG_1E10)
+        return likelihood if beyond_usual else 0.0
 
     def _beyond(self, p: LikelihoodParams, value: float, at: float) -> float:
         """1.0 for a value further outside the stream's range so far than `spatial_tolerance` of

@@ -15,9 +15,9 @@ indexes it with (a window: the values taken in, up to those it keeps) and every 
 the detector can write (`check_numbers`: no NaN, infinity or negative count where it cannot be), so
 a damaged or hand-edited file is refused with the reason, never half-used; the hub then starts its
 streams afresh. A file written by another model (sha256) is not used either, nor one of a format
-other than `FORMAT`, 2 (the windows as deques) and 1 (model 1.1.0's, read with a fresh block scale
-for each stream). A state written before model 1.3.0 gets the surprise channel's usual high
-estimated.
+other than `FORMAT`, 3 (model 1.3.0's, read with a fresh time-of-week scale for each stream), 2
+(the windows as deques) and 1 (model 1.1.0's, read with a fresh block scale too). A state written
+before model 1.3.0 gets the surprise channel's usual high estimated.
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ from models.features import MAX_MAGNITUDE, PROFILE_SLOTS, WINDOW, UnivariateFeat
 from models.likelihood import MAX_RATIO, MIN_HIGH, LikelihoodParams, LikelihoodState, Rarity
 from models.sustained import SustainedParams, SustainedState
 from models.univariate import BlockScale, StreamState
+from models.weekly import WeeklyScale, week_slots
 
-#: The file's layout. Format 1 (model 1.1) had no block scale: its streams are read with a fresh
-#: one (the block scale learns again, the rest is kept). Formats 1 and 2 kept the windows as
-#: deques, read as arrays. A file of any other format is not used.
-FORMAT = 3
+#: The file's layout. Format 1 (model 1.1) had no block scale and formats 1 to 3 (up to model 1.3)
+#: no time-of-week scale: their streams are read with fresh ones (those scales learn again, the
+#: rest is kept). Formats 1 and 2 kept the windows as deques, read as arrays. A file of any other
+#: format is not used.
+FORMAT = 4
 
 _CLASSES: dict[str, type[Any]] = {
     cls.__name__: cls
@@ -51,6 +53,7 @@ _CLASSES: dict[str, type[Any]] = {
         Rarity,
         SustainedState,
         BlockScale,
+        WeeklyScale,
     )
 }
 
@@ -135,6 +138,7 @@ _MAY_BE_NAN = {
     "UnivariateFeatures": {"profile"},
     "LikelihoodState": {"first_at", "last_value", "surprise_high"},
     "SustainedState": {"first_t", "block_t", "last_t", "tail", "profile", "profile_hi"},
+    "WeeklyScale": {"slot", "profile"},
 }
 _MAY_BE_INFINITE = {"UnivariateFeatures": {"last_t"}, "LikelihoodState": {"low", "high"}}
 _NOT_NEGATIVE = {
@@ -142,6 +146,7 @@ _NOT_NEGATIVE = {
     "LikelihoodState": {"mae", "long_var", "surprise_high"},
     "Rarity": {"counts", "total", "weight"},
     "SustainedState": {"var", "seen", "tail"},
+    "WeeklyScale": {"visits", "mae", "long_var"},
 }
 
 
@@ -174,61 +179,106 @@ def check_shapes(
     state: StreamState, likelihood: LikelihoodParams, sustained: SustainedParams
 ) -> None:
     """Raise `StateFileError` unless every array has the length the detector uses (a window:
-    the values it has taken in, up to those it keeps)."""
-
-    def length(value: array[float] | None, allowed: range, what: str) -> None:
-        if value is not None and len(value) not in allowed:
-            raise StateFileError(f"{what} holds {len(value)} values")
-
-    def holds(value: array[float] | None, n: int, what: str) -> None:
-        # A window too short for its stream's count would stop the scorer (an empty one at once).
-        if (value is None and n > 0) or (value is not None and len(value) != n):
-            raise StateFileError(f"{what} holds {len(value or ())} values, not {n}")
-
-    def scale(f: UnivariateFeatures, lk: LikelihoodState, where: str) -> None:
-        holds(f.window, min(f.n, WINDOW), f"{where}features.window")
-        if (f.profile is None) != (f.window is None):
-            raise StateFileError(f"{where}features has a window or a profile without the other")
-        length(f.profile, slots, f"{where}features.profile")
-        if math.isfinite(f.last_t) != (f.n > 0):  # -inf until the first reading, then its time
-            raise StateFileError(f"{where}features.last_t is {f.last_t} after {f.n} readings")
-        recent = min(max(lk.n - 2, 0), likelihood.short_window)  # `_surprise` starts at the 3rd
-        holds(lk.recent, recent, f"{where}likelihood.recent")
-        ratios = lk.recent or array("d")
-        if not all(0.0 <= r <= MAX_RATIO for r in ratios):
-            raise StateFileError(f"{where}likelihood.recent holds a ratio beyond 0..{MAX_RATIO}")
-        total = math.fsum(ratios)
-        if not abs(lk.recent_sum - total) <= 1e-6 * max(1.0, total):
-            raise StateFileError(f"{where}likelihood.recent_sum is not the sum of recent")
-        length(lk.first, range(likelihood.warmup + 1), f"{where}likelihood.first")
-        if (lk.first is None) == (lk.rarity is None):  # the first values, until the histogram
-            raise StateFileError(f"{where}likelihood has both or neither of first and rarity")
-        if lk.rarity_quiet >= likelihood.rarity_hold:
-            raise StateFileError(f"{where}likelihood.rarity_quiet is {lk.rarity_quiet}")
-        if lk.rarity is not None:
-            bins = likelihood.value_bins + 2
-            length(lk.rarity.counts, range(bins, bins + 1), f"{where}likelihood.rarity.counts")
-            if not lk.rarity.low < lk.rarity.high:
-                raise StateFileError(f"{where}likelihood.rarity has an empty range")
-
-    slots = range(PROFILE_SLOTS, PROFILE_SLOTS + 1)
-    scale(state.features, state.likelihood, "")
+    the values it has taken in, up to those it keeps) and the parts of each scale agree."""
+    _check_scale(state.features, state.likelihood, likelihood, "")
     blocks = state.blocks
-    scale(blocks.features, blocks.likelihood, "blocks.")
+    _check_scale(blocks.features, blocks.likelihood, likelihood, "blocks.")
     if not 0 <= blocks.count < likelihood.slow_block:
         raise StateFileError(f"blocks.count is {blocks.count}")
-    if not abs(blocks.total) <= blocks.count * MAX_MAGNITUDE:
-        raise StateFileError(f"blocks.total is {blocks.total} for {blocks.count} readings")
+    _check_filling(blocks.total, blocks.count, "blocks.")
+    _check_weekly(state.weekly, likelihood)
     su = state.sustained
-    length(su.recent, range(sustained.blocks + 1), "sustained.recent")
-    length(su.profile, slots, "sustained.profile")
-    length(su.profile_hi, slots, "sustained.profile_hi")
+    _check_length(su.recent, range(sustained.blocks + 1), "sustained.recent")
+    _check_length(su.profile, _DAY_SLOTS, "sustained.profile")
+    _check_length(su.profile_hi, _DAY_SLOTS, "sustained.profile_hi")
     if su.recent is not None:  # the first reading made them all
-        length(su.seen, slots, "sustained.seen")
+        _check_length(su.seen, _DAY_SLOTS, "sustained.seen")
         if su.profile is None or su.profile_hi is None:
             raise StateFileError("sustained has block means but no profile")
         if su.block_n < 1 or not all(map(math.isfinite, (su.first_t, su.block_t, su.last_t))):
             raise StateFileError("sustained has block means but no block being filled")
+
+
+_DAY_SLOTS = range(PROFILE_SLOTS, PROFILE_SLOTS + 1)
+
+
+def _check_length(value: array[float] | None, allowed: range, what: str) -> None:
+    if value is not None and len(value) not in allowed:
+        raise StateFileError(f"{what} holds {len(value)} values")
+
+
+def _check_holds(value: array[float] | None, n: int, what: str) -> None:
+    # A window too short for its stream's count would stop the scorer (an empty one at once).
+    if (value is None and n > 0) or (value is not None and len(value) != n):
+        raise StateFileError(f"{what} holds {len(value or ())} values, not {n}")
+
+
+def _check_ratios(window: array[float] | None, total: float, n: int, where: str) -> None:
+    """A window of error ratios (`recent`: `n` of them) and its running sum (`recent_sum`)."""
+    _check_holds(window, n, f"{where}recent")
+    values = window or array("d")
+    if not all(0.0 <= r <= MAX_RATIO for r in values):
+        raise StateFileError(f"{where}recent holds a ratio beyond 0..{MAX_RATIO}")
+    exact = math.fsum(values)
+    if not abs(total - exact) <= 1e-6 * max(1.0, exact):
+        raise StateFileError(f"{where}recent_sum is not the sum of recent")
+
+
+def _check_filling(total: float, count: int, where: str) -> None:
+    """The sum of the readings of a block or slot being filled (finite readings, bounded)."""
+    if not abs(total) <= count * MAX_MAGNITUDE:
+        raise StateFileError(f"{where}total is {total} for {count} readings")
+
+
+def _check_scale(
+    f: UnivariateFeatures, lk: LikelihoodState, p: LikelihoodParams, where: str
+) -> None:
+    """The features and likelihood state of the readings' scale or the block scale."""
+    _check_holds(f.window, min(f.n, WINDOW), f"{where}features.window")
+    if (f.profile is None) != (f.window is None):
+        raise StateFileError(f"{where}features has a window or a profile without the other")
+    _check_length(f.profile, _DAY_SLOTS, f"{where}features.profile")
+    if math.isfinite(f.last_t) != (f.n > 0):  # -inf until the first reading, then its time
+        raise StateFileError(f"{where}features.last_t is {f.last_t} after {f.n} readings")
+    # `_surprise` takes ratios in from the 3rd reading on
+    _check_ratios(
+        lk.recent, lk.recent_sum, min(max(lk.n - 2, 0), p.short_window), f"{where}likelihood."
+    )
+    _check_length(lk.first, range(p.warmup + 1), f"{where}likelihood.first")
+    if (lk.first is None) == (lk.rarity is None):  # the first values, until the histogram
+        raise StateFileError(f"{where}likelihood has both or neither of first and rarity")
+    if lk.rarity_quiet >= p.rarity_hold:
+        raise StateFileError(f"{where}likelihood.rarity_quiet is {lk.rarity_quiet}")
+    if lk.rarity is not None:
+        bins = p.value_bins + 2
+        _check_length(lk.rarity.counts, range(bins, bins + 1), f"{where}likelihood.rarity.counts")
+        if not lk.rarity.low < lk.rarity.high:
+            raise StateFileError(f"{where}likelihood.rarity has an empty range")
+
+
+def _check_weekly(week: WeeklyScale, p: LikelihoodParams) -> None:
+    """The time-of-week scale: its profile and visits agree slot by slot (a slot is visited
+    once it has a usual mean), a slot is being filled once a reading is taken in."""
+    slots = week_slots(p)
+    if (week.profile is None) != (week.visits is None):
+        raise StateFileError("weekly has a profile or visits without the other")
+    _check_length(week.profile, range(slots, slots + 1), "weekly.profile")
+    _check_length(week.visits, range(slots, slots + 1), "weekly.visits")
+    if week.profile is not None and week.visits is not None:
+        counts = {float(n) for n in range(p.week_after + 1)}
+        for k, (usual, seen) in enumerate(zip(week.profile, week.visits, strict=True)):
+            if seen not in counts or (seen == 0.0) != math.isnan(usual):
+                raise StateFileError(f"weekly slot {k}: usual {usual} after {seen} visits")
+    elif week.compared:
+        raise StateFileError(f"weekly compared {week.compared} slots without a profile")
+    if week.count and not math.isfinite(week.slot):
+        raise StateFileError("weekly has readings but no slot being filled")
+    _check_filling(week.total, week.count, "weekly.")
+    _check_ratios(
+        week.recent, week.recent_sum, min(max(week.compared - 2, 0), p.week_short), "weekly."
+    )
+    if week.held > p.week_hold:
+        raise StateFileError(f"weekly.held is {week.held}")
 
 
 def save(
@@ -247,13 +297,15 @@ def save(
 
 
 def _upgrade(state: Any, version: int, quantile: float) -> None:
-    """An encoded stream state brought to this model's in place: format 1 had no block scale (a
-    fresh one); a state written before model 1.3.0 has no tracked high of the surprise channel
+    """An encoded stream state brought to this model's in place: format 1 had no block scale and
+    formats 1 to 3 no time-of-week scale (fresh ones); a state written before model 1.3.0 has no tracked high of the surprise channel
     (`_usual_high`) nor hold of the rarity channel (none)."""
     if not isinstance(state, dict):
         return  # refused by `decode`
     if version == 1 and "blocks" not in state:
         state["blocks"] = encode(BlockScale())
+    if version < 4 and "weekly" not in state:
+        state["weekly"] = encode(WeeklyScale())
     for scale in (state, state.get("blocks")):
         likelihood = scale.get("likelihood") if isinstance(scale, dict) else None
         if isinstance(likelihood, dict):
@@ -286,8 +338,8 @@ def load(
     except ValueError as err:
         raise StateFileError(str(err)) from None
     version = data.get("format")
-    if version not in (1, 2, FORMAT):
-        raise StateFileError(f"not a state file of format 1, 2 or {FORMAT}")
+    if version not in (1, 2, 3, FORMAT):
+        raise StateFileError(f"not a state file of format 1, 2, 3 or {FORMAT}")
     if data.get("model_sha256") != model_sha256:
         raise StateFileError("written for another model file")
     streams = data.get("streams")

@@ -5,7 +5,8 @@ own running level and spread and learn its daily profile online; the ONNX graph 
 trained on synthetic household streams) forecasts the next normalised value; the likelihood step
 (`models.likelihood`) turns residuals into a score in [0, 1]. Beside it, each stream keeps the
 sustained-deviation state (`models.sustained`): the score the anomaly rule gets. The same
-forecaster and scoring also run on the means of every `slow_block` readings (`BlockScale`).
+forecaster and scoring also run on the means of every `slow_block` readings (`BlockScale`), and
+each hour's mean is compared with the same hour of earlier weeks (`models.weekly`).
 
 Scoring is batched: for a batch of readings (of one stream or many) the feature rows are built
 first, the model runs once on all of them, then each residual is scored in order. This is exact,
@@ -22,6 +23,7 @@ from models.likelihood import LikelihoodParams, LikelihoodState, Score
 from models.ort_capi import Tensor
 from models.runtime import LoadedModel
 from models.sustained import SustainedParams, SustainedState
+from models.weekly import WeeklyScale
 
 
 @dataclass(slots=True)
@@ -54,12 +56,13 @@ class BlockScale:
 
 @dataclass(slots=True)
 class StreamState:
-    """Everything the detector keeps for one stream (bounded: 6-10 kB)."""
+    """Everything the detector keeps for one stream (bounded: 9-11 kB)."""
 
     features: UnivariateFeatures = field(default_factory=UnivariateFeatures)
     likelihood: LikelihoodState = field(default_factory=LikelihoodState)
     sustained: SustainedState = field(default_factory=SustainedState)
     blocks: BlockScale = field(default_factory=BlockScale)
+    weekly: WeeklyScale = field(default_factory=WeeklyScale)
     refused: int = 0  # NaN, infinite or out-of-order readings not taken in
 
 
@@ -107,9 +110,10 @@ class UnivariateDetector:
         sustained = self.sustained
         for i, j, gap, b, mean in taken:
             state, t, x = items[i]
-            slow = 0.0
+            slow = state.weekly.step(params, t, x)
             if b >= 0:
-                slow = state.blocks.likelihood.evidence(params, targets[b], flat[b], mean, t)
+                block = state.blocks.likelihood.evidence(params, targets[b], flat[b], mean, t)
+                slow = max(slow, block)
             lk = state.likelihood
             level, event, _ = lk.score(params, targets[j], flat[j], x, t, slow)
             deviation = state.sustained.step(sustained, t, x, gap)

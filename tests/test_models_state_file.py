@@ -26,6 +26,7 @@ from models.features import WINDOW
 from models.service import AnomalyService
 from models.train import synthetic
 from models.univariate import BlockScale, StreamState, UnivariateDetector
+from models.weekly import WeeklyScale
 from tests.models_support import T0, Clock, running
 
 
@@ -141,28 +142,33 @@ def _text(state: Any) -> str:
 
 
 def _older_file(tmp_path: Path, version: int) -> tuple[Path, StreamState, str]:
-    """A file of format `version` (1 or 2) of a stream's state: windows as deques, no tracked
-    high of the surprise channel nor hold of the rarity channel; in format 1 no block scale."""
+    """A file of format `version` (1 to 3) of a stream's state: no time-of-week scale; in formats
+    1 and 2 also windows as deques, no tracked high of the surprise channel nor hold of the
+    rarity channel; in format 1 no block scale."""
     kept, sha, at = _kept_state()
+    assert kept.weekly.profile is not None  # it had begun to learn the week
     path = tmp_path / "streams.json"
     state_file.save(path, sha, T0, {"hall/temperature": (kept, at)})
     old = json.loads(path.read_text())
     old["format"] = version
     state = old["streams"]["hall/temperature"][0]
-    _as_format_2(state)
+    del state["weekly"]
+    if version < 3:
+        _as_format_2(state)
+        assert '"deque"' in json.dumps(old)
+        assert "surprise_high" not in json.dumps(old)
     if version == 1:
         del state["blocks"]
-    assert '"deque"' in json.dumps(old)
-    assert "surprise_high" not in json.dumps(old)
     path.write_text(json.dumps(old))
     return path, kept, sha
 
 
 def _as_upgraded(kept: StreamState, restored: StreamState) -> StreamState:
-    """`kept` as an older file of it reads back: the rarity channel not held, the surprise
-    channel's high estimated (`restored`'s)."""
+    """`kept` as a format 1 or 2 file of it reads back: the rarity channel not held, the
+    surprise channel's high estimated (`restored`'s), a fresh time-of-week scale."""
     return dataclasses.replace(
         kept,
+        weekly=WeeklyScale(),
         likelihood=dataclasses.replace(
             kept.likelihood, surprise_high=restored.likelihood.surprise_high, rarity_quiet=0
         ),
@@ -187,6 +193,16 @@ def test_a_format_1_file_is_read_with_a_fresh_block_scale(tmp_path: Path) -> Non
     assert _text(restored) == _text(
         dataclasses.replace(_as_upgraded(kept, restored), blocks=BlockScale())
     )
+
+
+def test_a_format_3_file_is_read_with_a_fresh_time_of_week_scale(tmp_path: Path) -> None:
+    """Model 1.3.0 had no time-of-week scale: its streams keep all they had learnt, and that
+    scale starts learning the week."""
+    det = _univariate()
+    path, kept, sha = _older_file(tmp_path, 3)
+    ((_, (restored, _)),) = state_file.load(path, sha, det.params, det.sustained).items()
+    assert restored.weekly == WeeklyScale()
+    assert _text(restored) == _text(dataclasses.replace(kept, weekly=WeeklyScale()))
 
 
 def test_a_format_2_file_is_read_whole_with_the_surprise_high_estimated(tmp_path: Path) -> None:
@@ -311,7 +327,7 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     ("damage", "why"),
     [
         (lambda kept: {**kept, "model_sha256": "0" * 64}, "another model file"),
-        (lambda kept: {**kept, "format": 99}, "not a state file of format 1, 2 or 3"),
+        (lambda kept: {**kept, "format": 99}, "not a state file of format 1, 2, 3 or 4"),
         (lambda kept: {**kept, "streams": []}, "no streams"),
         (_edit("features.n", "12"), "str is not int"),
         (_edit("features.mean", True), "bool is not float"),
@@ -350,6 +366,15 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
         (_edit("blocks.likelihood.surprise_high", math.inf), "surprise_high is infinite"),
         (_edit("sustained.level", math.nan), "sustained.level is NaN"),
         (_edit("blocks.features.profile", {"array": [1.0]}), "blocks.features.profile holds 1"),
+        (_edit("weekly.profile", None), "weekly has a profile or visits without the other"),
+        (_edit("weekly.visits", {"array": [1.0] * 5}), "weekly.visits holds 5 values"),
+        (_edit("weekly.visits", {"array": [3.0] * 168}), "after 3.0 visits"),
+        (_edit("weekly.profile", {"array": [math.nan] * 168}), "usual nan after 1.0 visits"),
+        (_edit("weekly.slot", math.nan), "weekly has readings but no slot being filled"),
+        (_edit("weekly.total", 1e300), "weekly.total is 1e+300 for"),
+        (_edit("weekly.recent", {"array": [1.0]}), "weekly.recent holds 1 values, not 0"),
+        (_edit("weekly.held", 10**6), "weekly.held is 1000000"),
+        (_edit("weekly.mae", -1.0), "weekly.mae is negative"),
         (lambda kept: {**kept, "streams": {"deep": [_nested(400), T0]}}, "differ from"),
         # Valid JSON that no float holds: a 400-digit integer.
         (
