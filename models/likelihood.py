@@ -56,7 +56,7 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from models.bounded import push_sum
 
@@ -132,18 +132,49 @@ MAX_RATIO = 50.0
 MIN_HIGH = 1e-3
 
 
-def tail_score(short: float, mean: float, var: float) -> float:
-    """The anomaly likelihood of a short-term mean against the running `mean` and `var` of such
-    means: its Gaussian tail probability on the log scale (0.5 at 1e-5, 1.0 at 1e-10)."""
-    std = max(math.sqrt(var), _MIN_STD)
-    tail = 0.5 * math.erfc((short - mean) / (std * _SQRT2))
-    return min(1.0, math.log(max(tail, 1e-10)) / _LOG_1E10)
+class ErrorTrack(Protocol):
+    """What `error_likelihood` keeps of a stream of errors (fields of the scale's state)."""
+
+    mae: float  # the usual error
+    recent: array[float] | None  # the last error ratios
+    recent_sum: float
+    long_mean: float  # the running mean and variance of the ratios' short-term means
+    long_var: float
 
 
-def track(mean: float, var: float, x: float, rate: float) -> tuple[float, float]:
-    """A running mean and variance with `x` taken in at `rate` (exponentially weighted)."""
-    d = x - mean
-    return mean + rate * d, (1.0 - rate) * (var + rate * d * d)
+def error_likelihood(
+    track: ErrorTrack,
+    n: int,
+    err: float,
+    floor: float,
+    window: int,
+    error_span: float,
+    long_span: float,
+) -> tuple[float, float] | None:
+    """Take in the `n`th error of a stream; its short-term mean of error ratios and that mean's
+    anomaly likelihood (Ahmad et al. 2017), or `None` for the first two errors.
+
+    The ratio is the error over the usual error before it (at least `floor`; at most
+    `MAX_RATIO`); the short-term mean is over the last `window` ratios; its likelihood is its
+    Gaussian tail against the running mean and variance of the short-term means before it, on
+    the log scale (0.5 at a tail probability of 1e-5, 1.0 at 1e-10). Spans: the usual error's
+    (`error_span`) and the short-term means' (`long_span`), both running means from the start.
+    """
+    scale = track.mae
+    track.mae += max(1.0 / n, 1.0 / error_span) * (err - track.mae)
+    if n <= 2:
+        return None
+    ratio = min(err / max(scale, floor), MAX_RATIO)
+    if track.recent is None:
+        track.recent = array("d")
+    track.recent_sum = push_sum(track.recent, ratio, window, track.recent_sum)
+    short = track.recent_sum / len(track.recent)
+    mean, var = track.long_mean, track.long_var
+    tail = 0.5 * math.erfc((short - mean) / (max(math.sqrt(var), _MIN_STD) * _SQRT2))
+    rate = max(1.0 / (n - 2), 1.0 / long_span)
+    d = short - mean
+    track.long_mean, track.long_var = mean + rate * d, (1.0 - rate) * (var + rate * d * d)
+    return short, min(1.0, math.log(max(tail, 1e-10)) / _LOG_1E10)
 
 
 @dataclass(slots=True)
@@ -260,19 +291,10 @@ class LikelihoodState:
     def _surprise(self, p: LikelihoodParams, target: float, forecast: float, gated: bool) -> float:
         err = abs(target - forecast) + p.level_weight * abs(target)
         n = self.n
-        scale = self.mae
-        self.mae += max(1.0 / n, 1.0 / p.error_span) * (err - self.mae)
-        if n <= 2:
+        judged = error_likelihood(self, n, err, 1e-3, p.short_window, p.error_span, p.long_span)
+        if judged is None:
             return 0.0
-        r = min(err / max(scale, 1e-3), MAX_RATIO)
-        if self.recent is None:
-            self.recent = array("d")
-        self.recent_sum = push_sum(self.recent, r, p.short_window, self.recent_sum)
-        short = self.recent_sum / len(self.recent)
-        # Against the long-term distribution of the short-term means, before this one is taken in.
-        likelihood = tail_score(short, self.long_mean, self.long_var)
-        b = max(1.0 / (n - 2), 1.0 / p.long_span)
-        self.long_mean, self.long_var = track(self.long_mean, self.long_var, short, b)
+        short, likelihood = judged
         # Once the rarity and beyond channels are awake: only a short-term mean well beyond the
         # stream's usual high ones (a bursty stream's Gaussian tail is too thin: its every burst
         # would be a surprise). Before, the surprise channel is the only one to see a surge.

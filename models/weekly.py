@@ -11,7 +11,8 @@ week's profile at that slot: an exponentially weighted mean (rate `week_rate`) o
 means in earlier weeks, once the slot has been seen in `week_after` weeks. The difference over
 its running mean (span `week_error_span` slots) is an error ratio; the mean of the last
 `week_short` ratios against the running mean and variance of such means (span `week_long_span`)
-is the anomaly likelihood on the log scale, like the surprise channel's (`likelihood.tail_score`).
+is the anomaly likelihood on the log scale, like the surprise channel's
+(`likelihood.error_likelihood`).
 It enters the stream's score at that reading (`LikelihoodState.score`'s `slow`), from the
 `week_wait`th slot compared on; once it reaches the threshold it is held at 0 for the next
 `week_hold` slots (a week): a change that lasts is seen at one slot after another, all of them
@@ -27,8 +28,7 @@ import math
 from array import array
 from dataclasses import dataclass
 
-from models.bounded import push_sum
-from models.likelihood import MAX_RATIO, WEEK_S, LikelihoodParams, tail_score, track
+from models.likelihood import WEEK_S, LikelihoodParams, error_likelihood
 
 #: The smallest usual difference, against the value's size (a stream whose every week repeated
 #: exactly must not make the smallest change infinitely unusual).
@@ -88,23 +88,14 @@ class WeeklyScale:
         return score
 
     def _compare(self, p: LikelihoodParams, mean: float, usual: float) -> float:
-        err = abs(mean - usual)
         n = self.compared = self.compared + 1
-        scale = self.mae
-        self.mae += max(1.0 / n, 1.0 / p.week_error_span) * (err - self.mae)
-        if n <= 2:
-            return 0.0
         floor = _ABS_FLOOR + _REL_FLOOR * abs(usual)
-        ratio = min(err / max(scale, floor), MAX_RATIO)
-        if self.recent is None:
-            self.recent = array("d")
-        self.recent_sum = push_sum(self.recent, ratio, p.week_short, self.recent_sum)
-        short = self.recent_sum / len(self.recent)
-        score = tail_score(short, self.long_mean, self.long_var)
-        rate = max(1.0 / (n - 2), 1.0 / p.week_long_span)
-        self.long_mean, self.long_var = track(self.long_mean, self.long_var, short, rate)
-        if n - 2 <= p.week_wait:
+        judged = error_likelihood(
+            self, n, abs(mean - usual), floor, p.week_short, p.week_error_span, p.week_long_span
+        )
+        if judged is None or n - 2 <= p.week_wait:
             return 0.0
+        _, score = judged
         if self.held > 0:
             self.held -= 1
             return 0.0
