@@ -97,6 +97,8 @@ class LikelihoodParams:
     week_long_span: float = 2000.0
     week_wait: int = 168
     week_hold: int = 168
+    week_clip: float = 3.0
+    week_gap_factor: float = 3.0
 
     def __post_init__(self) -> None:
         slots = WEEK_S / self.week_slot_s if self.week_slot_s > 0 else 0.0

@@ -33,7 +33,14 @@ from typing import Any
 
 from hub.atomic_file import is_json_number, json_number, read_json_object, write_text
 from models.features import MAX_MAGNITUDE, PROFILE_SLOTS, WINDOW, UnivariateFeatures
-from models.likelihood import MAX_RATIO, MIN_HIGH, LikelihoodParams, LikelihoodState, Rarity
+from models.likelihood import (
+    MAX_RATIO,
+    MIN_HIGH,
+    ErrorTrack,
+    LikelihoodParams,
+    LikelihoodState,
+    Rarity,
+)
 from models.sustained import SustainedParams, SustainedState
 from models.univariate import BlockScale, StreamState
 from models.weekly import WeeklyScale, week_slots
@@ -138,15 +145,19 @@ _MAY_BE_NAN = {
     "UnivariateFeatures": {"profile"},
     "LikelihoodState": {"first_at", "last_value", "surprise_high"},
     "SustainedState": {"first_t", "block_t", "last_t", "tail", "profile", "profile_hi"},
-    "WeeklyScale": {"slot", "profile"},
+    "WeeklyScale": {"slot", "last", "profile"},
 }
-_MAY_BE_INFINITE = {"UnivariateFeatures": {"last_t"}, "LikelihoodState": {"low", "high"}}
+_MAY_BE_INFINITE = {
+    "UnivariateFeatures": {"last_t"},
+    "LikelihoodState": {"low", "high"},
+    "WeeklyScale": {"widest"},
+}
 _NOT_NEGATIVE = {
     "UnivariateFeatures": {"var", "gap"},
     "LikelihoodState": {"mae", "long_var", "surprise_high"},
     "Rarity": {"counts", "total", "weight"},
     "SustainedState": {"var", "seen", "tail"},
-    "WeeklyScale": {"visits", "mae", "long_var"},
+    "WeeklyScale": {"widest", "visits", "mae", "long_var"},
 }
 
 
@@ -186,7 +197,7 @@ def check_shapes(
     if not 0 <= blocks.count < likelihood.slow_block:
         raise StateFileError(f"blocks.count is {blocks.count}")
     _check_filling(blocks.total, blocks.count, "blocks.")
-    _check_weekly(state.weekly, likelihood)
+    _check_weekly(state.weekly, state.features, likelihood)
     su = state.sustained
     _check_length(su.recent, range(sustained.blocks + 1), "sustained.recent")
     _check_length(su.profile, _DAY_SLOTS, "sustained.profile")
@@ -213,15 +224,22 @@ def _check_holds(value: array[float] | None, n: int, what: str) -> None:
         raise StateFileError(f"{what} holds {len(value or ())} values, not {n}")
 
 
-def _check_ratios(window: array[float] | None, total: float, n: int, where: str) -> None:
-    """A window of error ratios (`recent`: `n` of them) and its running sum (`recent_sum`)."""
-    _check_holds(window, n, f"{where}recent")
-    values = window or array("d")
+def _check_errors(track: ErrorTrack, n: int, window: int, where: str) -> None:
+    """What `likelihood.error_likelihood` keeps after `n` errors: a window of error ratios
+    (`recent`: the last `window` of them, from the 3rd error on) and its running sum, and the
+    running mean and variance of their short-term means (each in 0..`MAX_RATIO`: the mean stays
+    in that range and the variance below its square; both 0 until the 3rd error)."""
+    _check_holds(track.recent, min(max(n - 2, 0), window), f"{where}recent")
+    values = track.recent or array("d")
     if not all(0.0 <= r <= MAX_RATIO for r in values):
         raise StateFileError(f"{where}recent holds a ratio beyond 0..{MAX_RATIO}")
     exact = math.fsum(values)
-    if not abs(total - exact) <= 1e-6 * max(1.0, exact):
+    if not abs(track.recent_sum - exact) <= 1e-6 * max(1.0, exact):
         raise StateFileError(f"{where}recent_sum is not the sum of recent")
+    if not 0.0 <= track.long_mean <= MAX_RATIO or not track.long_var <= MAX_RATIO**2:
+        raise StateFileError(f"{where}long_mean or long_var is beyond what ratios can give")
+    if n <= 2 and (track.long_mean or track.long_var):
+        raise StateFileError(f"{where}long_mean or long_var is set after {n} errors")
 
 
 def _check_filling(total: float, count: int, where: str) -> None:
@@ -240,10 +258,7 @@ def _check_scale(
     _check_length(f.profile, _DAY_SLOTS, f"{where}features.profile")
     if math.isfinite(f.last_t) != (f.n > 0):  # -inf until the first reading, then its time
         raise StateFileError(f"{where}features.last_t is {f.last_t} after {f.n} readings")
-    # `_surprise` takes ratios in from the 3rd reading on
-    _check_ratios(
-        lk.recent, lk.recent_sum, min(max(lk.n - 2, 0), p.short_window), f"{where}likelihood."
-    )
+    _check_errors(lk, lk.n, p.short_window, f"{where}likelihood.")
     _check_length(lk.first, range(p.warmup + 1), f"{where}likelihood.first")
     if (lk.first is None) == (lk.rarity is None):  # the first values, until the histogram
         raise StateFileError(f"{where}likelihood has both or neither of first and rarity")
@@ -256,9 +271,16 @@ def _check_scale(
             raise StateFileError(f"{where}likelihood.rarity has an empty range")
 
 
-def _check_weekly(week: WeeklyScale, p: LikelihoodParams) -> None:
-    """The time-of-week scale: its profile and visits agree slot by slot (a slot is visited
-    once it has a usual mean), a slot is being filled once a reading is taken in."""
+def _check_weekly(week: WeeklyScale, f: UnivariateFeatures, p: LikelihoodParams) -> None:
+    """The time-of-week scale: the slot being filled holds the stream's last readings (none in
+    a scale younger than its stream: one read from a file of format 3 or before), its profile
+    and visits agree slot by slot (a slot is visited once it has a usual mean, of a size a
+    reading can have)."""
+    if week.count > f.n:
+        raise StateFileError(f"weekly holds {week.count} readings of a stream of {f.n}")
+    if week.count and not (week.last == f.last_t and week.slot == week.last // p.week_slot_s):
+        raise StateFileError("weekly's slot being filled is not that of the last reading")
+    _check_filling(week.total, week.count, "weekly.")
     slots = week_slots(p)
     if (week.profile is None) != (week.visits is None):
         raise StateFileError("weekly has a profile or visits without the other")
@@ -269,14 +291,13 @@ def _check_weekly(week: WeeklyScale, p: LikelihoodParams) -> None:
         for k, (usual, seen) in enumerate(zip(week.profile, week.visits, strict=True)):
             if seen not in counts or (seen == 0.0) != math.isnan(usual):
                 raise StateFileError(f"weekly slot {k}: usual {usual} after {seen} visits")
+            if abs(usual) > MAX_MAGNITUDE:
+                raise StateFileError(f"weekly slot {k}: usual {usual} is beyond any reading")
     elif week.compared:
         raise StateFileError(f"weekly compared {week.compared} slots without a profile")
-    if week.count and not math.isfinite(week.slot):
-        raise StateFileError("weekly has readings but no slot being filled")
-    _check_filling(week.total, week.count, "weekly.")
-    _check_ratios(
-        week.recent, week.recent_sum, min(max(week.compared - 2, 0), p.week_short), "weekly."
-    )
+    if week.mae > 2 * MAX_MAGNITUDE:  # the difference of two means of readings
+        raise StateFileError(f"weekly.mae is {week.mae}")
+    _check_errors(week, week.compared, p.week_short, "weekly.")
     if week.held > p.week_hold:
         raise StateFileError(f"weekly.held is {week.held}")
 
@@ -298,8 +319,8 @@ def save(
 
 def _upgrade(state: Any, version: int, quantile: float) -> None:
     """An encoded stream state brought to this model's in place: format 1 had no block scale and
-    formats 1 to 3 no time-of-week scale (fresh ones); a state written before model 1.3.0 has no tracked high of the surprise channel
-    (`_usual_high`) nor hold of the rarity channel (none)."""
+    formats 1 to 3 no time-of-week scale (fresh ones); a state written before model 1.3.0 has no
+    tracked high of the surprise channel (`_usual_high`) nor hold of the rarity channel (none)."""
     if not isinstance(state, dict):
         return  # refused by `decode`
     if version == 1 and "blocks" not in state:

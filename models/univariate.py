@@ -56,7 +56,7 @@ class BlockScale:
 
 @dataclass(slots=True)
 class StreamState:
-    """Everything the detector keeps for one stream (bounded: 9-11 kB)."""
+    """Everything the detector keeps for one stream (bounded: 9-12 kB)."""
 
     features: UnivariateFeatures = field(default_factory=UnivariateFeatures)
     likelihood: LikelihoodState = field(default_factory=LikelihoodState)
@@ -110,7 +110,7 @@ class UnivariateDetector:
         sustained = self.sustained
         for i, j, gap, b, mean in taken:
             state, t, x = items[i]
-            slow = state.weekly.step(params, t, x)
+            slow = state.weekly.step(params, t, x, gap)
             if b >= 0:
                 block = state.blocks.likelihood.evidence(params, targets[b], flat[b], mean, t)
                 slow = max(slow, block)

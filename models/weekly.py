@@ -12,14 +12,24 @@ means in earlier weeks, once the slot has been seen in `week_after` weeks. The d
 its running mean (span `week_error_span` slots) is an error ratio; the mean of the last
 `week_short` ratios against the running mean and variance of such means (span `week_long_span`)
 is the anomaly likelihood on the log scale, like the surprise channel's
-(`likelihood.error_likelihood`).
-It enters the stream's score at that reading (`LikelihoodState.score`'s `slow`), from the
-`week_wait`th slot compared on; once it reaches the threshold it is held at 0 for the next
-`week_hold` slots (a week): a change that lasts is seen at one slot after another, all of them
-the same change, and the profile needs weeks to take it in.
+(`likelihood.error_likelihood`). It enters the stream's score at that reading
+(`LikelihoodState.score`'s `slow`) once `week_wait` ratios have been weighed (a week of them:
+every slot of the week once); once it reaches the threshold it is held at 0 for the next
+`week_hold` slots compared (a week without gaps): a change that lasts is seen at one slot after
+another, all of them the same change.
 
-A slot without readings (a gap) is neither compared nor learnt. State: two arrays of 168 numbers
-(the profile and its visits), a window of `week_short` ratios and a dozen numbers, about 3 kB.
+The profile learns a compared slot's difference only up to `week_clip` usual differences: an odd
+hour learnt whole would make the same hour of the next weeks differ from the profile the other
+way (an echo), while a lasting change still moves it (the usual difference grows with it). An
+odd day in the first `week_after` weeks, before any difference is known, is learnt whole: the
+same day of the fourth week may then be flagged once.
+
+A slot is compared and learnt only if its readings covered it: none further apart, nor from
+the reading before it or after it, than `week_gap_factor` times the stream's usual interval. An
+hour cut short by a dropout or a restart has another mean than a whole one (a pump that runs the
+first minutes of every hour), and a slot without readings is skipped. State: two arrays of 168
+numbers (the profile and its visits), a window of `week_short` ratios and a dozen numbers, about
+3 kB.
 """
 
 from __future__ import annotations
@@ -48,6 +58,8 @@ class WeeklyScale:
     slot: float = math.nan  # the slot being filled (its number since the epoch)
     total: float = 0.0  # the sum of its readings so far
     count: int = 0
+    last: float = math.nan  # the time of the last reading taken in
+    widest: float = 0.0  # the widest interval around the readings of the slot being filled
     profile: array[float] | None = None  # by slot of the week: its usual mean (NaN: not seen)
     visits: array[float] | None = None  # by slot of the week: weeks seen (up to `week_after`)
     compared: int = 0  # slots compared with the profile
@@ -58,47 +70,75 @@ class WeeklyScale:
     long_var: float = 0.0
     held: int = 0  # slots the channel is still held at 0 for
 
-    def step(self, p: LikelihoodParams, t: float, x: float) -> float:
+    def step(self, p: LikelihoodParams, t: float, x: float, usual_interval: float) -> float:
         """Take in one reading (finite, not older than the last); the channel's score in [0, 1]
-        (0 but at the first reading of a slot, when the slot before is judged)."""
+        (0 but at the first reading of a slot, when the slot before is judged).
+        `usual_interval`: the stream's usual interval between readings, this one's included
+        (`UnivariateFeatures.gap`)."""
         slot = t // p.week_slot_s
+        since = t - self.last if self.count else math.inf  # the stream's first reading: inf
         score = 0.0
         if self.count and slot != self.slot:
-            score = self._close(p)
-        if not self.count:
+            whole = max(self.widest, since) <= p.week_gap_factor * usual_interval
+            score = self._close(p, whole)
+        if self.count:
+            self.widest = max(self.widest, since)
+        else:
             self.slot = slot
+            self.widest = since
         self.total += x
         self.count += 1
+        self.last = t
         return score
 
-    def _close(self, p: LikelihoodParams) -> float:
-        """The slot being filled is over: compare its mean with the profile, then learn it."""
+    def _close(self, p: LikelihoodParams, whole: bool) -> float:
+        """The slot being filled is over: compare its mean with the profile, then learn it; only
+        if its readings covered it `whole` (none further apart, nor from those before and after
+        it, than `week_gap_factor` usual intervals): an hour cut short by a dropout or a restart
+        is not the hour it would have been."""
+        mean = self.total / self.count
+        self.total = 0.0
+        self.count = 0
+        if not whole:
+            return 0.0
         slots = week_slots(p)
         if self.profile is None or self.visits is None:
             self.profile = array("d", [math.nan]) * slots
             self.visits = array("d", [0.0]) * slots
         k = int(self.slot % slots)
-        mean = self.total / self.count
-        self.total = 0.0
-        self.count = 0
         usual = self.profile[k]
-        score = self._compare(p, mean, usual) if self.visits[k] >= p.week_after else 0.0
-        self.profile[k] = mean if self.visits[k] == 0 else usual + p.week_rate * (mean - usual)
+        if self.visits[k] == 0:
+            self.profile[k] = mean
+        elif self.visits[k] < p.week_after:
+            self.profile[k] = usual + p.week_rate * (mean - usual)
+        score = 0.0
+        if self.visits[k] >= p.week_after:
+            score, step = self._compare(p, mean, usual)
+            self.profile[k] = usual + p.week_rate * step
         self.visits[k] = min(self.visits[k] + 1.0, float(p.week_after))
         return score
 
-    def _compare(self, p: LikelihoodParams, mean: float, usual: float) -> float:
+    def _compare(self, p: LikelihoodParams, mean: float, usual: float) -> tuple[float, float]:
+        """The channel's score for a slot of mean `mean` whose profile says `usual`, and the step
+        the profile learns from it: the difference, at most `week_clip` usual differences once
+        those are known (a one-off odd hour learnt whole would be odd again, the other way,
+        the next weeks)."""
         n = self.compared = self.compared + 1
+        step = mean - usual
         floor = _ABS_FLOOR + _REL_FLOOR * abs(usual)
         judged = error_likelihood(
-            self, n, abs(mean - usual), floor, p.week_short, p.week_error_span, p.week_long_span
+            self, n, abs(step), floor, p.week_short, p.week_error_span, p.week_long_span
         )
-        if judged is None or n - 2 <= p.week_wait:
-            return 0.0
+        if judged is None:
+            return 0.0, step
+        bound = p.week_clip * self.mae
+        step = max(-bound, min(bound, step))
+        if n - 2 < p.week_wait:
+            return 0.0, step
         _, score = judged
         if self.held > 0:
             self.held -= 1
-            return 0.0
+            return 0.0, step
         if score >= p.threshold:
             self.held = p.week_hold
-        return score
+        return score, step

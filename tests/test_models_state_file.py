@@ -323,6 +323,14 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return edit
 
 
+def _huge_usual_week(kept: dict[str, Any]) -> dict[str, Any]:
+    """The time-of-week profile's visited slots at a value no reading can have."""
+    weekly = kept["streams"]["plug/power"][0]["weekly"]
+    visits = weekly["visits"]["array"]
+    weekly["profile"]["array"] = [1.7e308 if v else math.nan for v in visits]
+    return kept
+
+
 @pytest.mark.parametrize(
     ("damage", "why"),
     [
@@ -370,11 +378,23 @@ def _edit(field: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
         (_edit("weekly.visits", {"array": [1.0] * 5}), "weekly.visits holds 5 values"),
         (_edit("weekly.visits", {"array": [3.0] * 168}), "after 3.0 visits"),
         (_edit("weekly.profile", {"array": [math.nan] * 168}), "usual nan after 1.0 visits"),
-        (_edit("weekly.slot", math.nan), "weekly has readings but no slot being filled"),
+        (
+            _edit("weekly.slot", math.nan),
+            "weekly's slot being filled is not that of the last reading",
+        ),
         (_edit("weekly.total", 1e300), "weekly.total is 1e+300 for"),
         (_edit("weekly.recent", {"array": [1.0]}), "weekly.recent holds 1 values, not 0"),
         (_edit("weekly.held", 10**6), "weekly.held is 1000000"),
         (_edit("weekly.mae", -1.0), "weekly.mae is negative"),
+        (_edit("weekly.mae", 1e300), "weekly.mae is 1e+300"),
+        (_huge_usual_week, "usual 1.7e+308 is beyond any reading"),
+        (_edit("weekly.long_mean", 1e200), "weekly.long_mean or long_var is beyond what ratios"),
+        (_edit("weekly.long_var", math.nan), "weekly.long_var is NaN"),
+        (_edit("weekly.long_mean", 1.0), "weekly.long_mean or long_var is set after 0 errors"),
+        (_edit("likelihood.long_var", 1e300), "likelihood.long_mean or long_var is beyond"),
+        (_edit("weekly.count", 2**60), "weekly holds 1152921504606846976 readings of a stream"),
+        (_edit("weekly.slot", 1e300), "weekly's slot being filled is not that of the last"),
+        (_edit("weekly.last", 0.0), "weekly's slot being filled is not that of the last"),
         (lambda kept: {**kept, "streams": {"deep": [_nested(400), T0]}}, "differ from"),
         # Valid JSON that no float holds: a 400-digit integer.
         (
