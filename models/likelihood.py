@@ -98,7 +98,9 @@ class LikelihoodParams:
     week_wait: int = 168
     week_hold: int = 168
     week_clip: float = 3.0
+    week_cap: float = 10.0
     week_gap_factor: float = 3.0
+    week_gap_share: float = 0.1
 
     def __post_init__(self) -> None:
         slots = WEEK_S / self.week_slot_s if self.week_slot_s > 0 else 0.0
@@ -152,6 +154,7 @@ def error_likelihood(
     window: int,
     error_span: float,
     long_span: float,
+    cap: float = math.inf,
 ) -> tuple[float, float] | None:
     """Take in the `n`th error of a stream; its short-term mean of error ratios and that mean's
     anomaly likelihood (Ahmad et al. 2017), or `None` for the first two errors.
@@ -161,9 +164,12 @@ def error_likelihood(
     Gaussian tail against the running mean and variance of the short-term means before it, on
     the log scale (0.5 at a tail probability of 1e-5, 1.0 at 1e-10). Spans: the usual error's
     (`error_span`) and the short-term means' (`long_span`), both running means from the start.
+    From the 4th error on, the usual error learns an error of at most `cap` usual errors (one
+    glitch must not make every later error look small for months).
     """
     scale = track.mae
-    track.mae += max(1.0 / n, 1.0 / error_span) * (err - track.mae)
+    learnt = cap * scale if n > 3 and err > cap * scale else err
+    track.mae += max(1.0 / n, 1.0 / error_span) * (learnt - track.mae)
     if n <= 2:
         return None
     ratio = min(err / max(scale, floor), MAX_RATIO)

@@ -282,17 +282,21 @@ def _check_weekly(week: WeeklyScale, f: UnivariateFeatures, p: LikelihoodParams)
         raise StateFileError("weekly's slot being filled is not that of the last reading")
     _check_filling(week.total, week.count, "weekly.")
     slots = week_slots(p)
-    if (week.profile is None) != (week.visits is None):
-        raise StateFileError("weekly has a profile or visits without the other")
-    _check_length(week.profile, range(slots, slots + 1), "weekly.profile")
-    _check_length(week.visits, range(slots, slots + 1), "weekly.visits")
-    if week.profile is not None and week.visits is not None:
+    arrays = (week.profile, week.visits, week.odd)
+    if len({a is None for a in arrays}) > 1:
+        raise StateFileError("weekly has some of profile, visits and odd without the others")
+    for value, name in zip(arrays, ("profile", "visits", "odd"), strict=True):
+        _check_length(value, range(slots, slots + 1), f"weekly.{name}")
+    if week.profile is not None and week.visits is not None and week.odd is not None:
         counts = {float(n) for n in range(p.week_after + 1)}
-        for k, (usual, seen) in enumerate(zip(week.profile, week.visits, strict=True)):
+        rows = zip(week.profile, week.visits, week.odd, strict=True)
+        for k, (usual, seen, odd) in enumerate(rows):
             if seen not in counts or (seen == 0.0) != math.isnan(usual):
                 raise StateFileError(f"weekly slot {k}: usual {usual} after {seen} visits")
             if abs(usual) > MAX_MAGNITUDE:
                 raise StateFileError(f"weekly slot {k}: usual {usual} is beyond any reading")
+            if odd not in (-1.0, 0.0, 1.0):
+                raise StateFileError(f"weekly slot {k}: odd is {odd}")
     elif week.compared:
         raise StateFileError(f"weekly compared {week.compared} slots without a profile")
     if week.mae > 2 * MAX_MAGNITUDE:  # the difference of two means of readings

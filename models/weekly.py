@@ -20,16 +20,20 @@ another, all of them the same change.
 
 The profile learns a compared slot's difference only up to `week_clip` usual differences: an odd
 hour learnt whole would make the same hour of the next weeks differ from the profile the other
-way (an echo), while a lasting change still moves it (the usual difference grows with it). An
-odd day in the first `week_after` weeks, before any difference is known, is learnt whole: the
-same day of the fourth week may then be flagged once.
+way (an echo). A slot that differs beyond that the same way two weeks running takes its new mean
+as its usual one: a change that lasts, or an odd day learnt in the first `week_after` weeks,
+before any usual difference was known (the same day of a later week may then be flagged, twice
+at most). The usual difference itself learns a difference of at most `week_cap` usual ones: one
+glitch reading (1e9 W) would otherwise make every later difference look small for months.
 
 A slot is compared and learnt only if its readings covered it: none further apart, nor from
-the reading before it or after it, than `week_gap_factor` times the stream's usual interval. An
-hour cut short by a dropout or a restart has another mean than a whole one (a pump that runs the
-first minutes of every hour), and a slot without readings is skipped. State: two arrays of 168
-numbers (the profile and its visits), a window of `week_short` ratios and a dozen numbers, about
-3 kB.
+the reading before it or after it, than `week_gap_factor` times the stream's usual interval or
+`week_gap_share` of the slot (6 minutes of an hour; a sensor reporting at random times often has
+an interval of three usual ones). An hour cut short by a dropout or a restart has another mean
+than a whole one (a pump that runs the first minutes of every hour); a shorter hole is taken as
+it is, and a slot without readings is skipped. State: three arrays of 168 numbers (the profile,
+its visits, the sign of each slot's last difference beyond the clip), a window of `week_short`
+ratios and a dozen numbers, about 4.5 kB.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class WeeklyScale:
     widest: float = 0.0  # the widest interval around the readings of the slot being filled
     profile: array[float] | None = None  # by slot of the week: its usual mean (NaN: not seen)
     visits: array[float] | None = None  # by slot of the week: weeks seen (up to `week_after`)
+    odd: array[float] | None = None  # by slot: the sign of its last difference beyond the clip
     compared: int = 0  # slots compared with the profile
     mae: float = 0.0  # their usual difference
     recent: array[float] | None = None  # the last `week_short` error ratios
@@ -79,8 +84,8 @@ class WeeklyScale:
         since = t - self.last if self.count else math.inf  # the stream's first reading: inf
         score = 0.0
         if self.count and slot != self.slot:
-            whole = max(self.widest, since) <= p.week_gap_factor * usual_interval
-            score = self._close(p, whole)
+            allowed = max(p.week_gap_factor * usual_interval, p.week_gap_share * p.week_slot_s)
+            score = self._close(p, max(self.widest, since) <= allowed)
         if self.count:
             self.widest = max(self.widest, since)
         else:
@@ -94,51 +99,69 @@ class WeeklyScale:
     def _close(self, p: LikelihoodParams, whole: bool) -> float:
         """The slot being filled is over: compare its mean with the profile, then learn it; only
         if its readings covered it `whole` (none further apart, nor from those before and after
-        it, than `week_gap_factor` usual intervals): an hour cut short by a dropout or a restart
-        is not the hour it would have been."""
+        it, than `week_gap_factor` usual intervals or `week_gap_share` of the slot): an hour cut
+        short by a dropout or a restart is not the hour it would have been."""
         mean = self.total / self.count
         self.total = 0.0
         self.count = 0
         if not whole:
             return 0.0
         slots = week_slots(p)
-        if self.profile is None or self.visits is None:
+        if self.profile is None or self.visits is None or self.odd is None:
             self.profile = array("d", [math.nan]) * slots
             self.visits = array("d", [0.0]) * slots
+            self.odd = array("d", [0.0]) * slots
         k = int(self.slot % slots)
         usual = self.profile[k]
+        score = 0.0
         if self.visits[k] == 0:
             self.profile[k] = mean
         elif self.visits[k] < p.week_after:
             self.profile[k] = usual + p.week_rate * (mean - usual)
-        score = 0.0
-        if self.visits[k] >= p.week_after:
-            score, step = self._compare(p, mean, usual)
-            self.profile[k] = usual + p.week_rate * step
+        else:
+            score = self._compare(p, mean, usual)
+            self.profile[k] = self._learnt(p, k, mean, usual)
         self.visits[k] = min(self.visits[k] + 1.0, float(p.week_after))
         return score
 
-    def _compare(self, p: LikelihoodParams, mean: float, usual: float) -> tuple[float, float]:
-        """The channel's score for a slot of mean `mean` whose profile says `usual`, and the step
-        the profile learns from it: the difference, at most `week_clip` usual differences once
-        those are known (a one-off odd hour learnt whole would be odd again, the other way,
-        the next weeks)."""
+    def _compare(self, p: LikelihoodParams, mean: float, usual: float) -> float:
+        """The channel's score for a slot of mean `mean` whose profile says `usual`."""
         n = self.compared = self.compared + 1
-        step = mean - usual
-        floor = _ABS_FLOOR + _REL_FLOOR * abs(usual)
         judged = error_likelihood(
-            self, n, abs(step), floor, p.week_short, p.week_error_span, p.week_long_span
+            self,
+            n,
+            abs(mean - usual),
+            _ABS_FLOOR + _REL_FLOOR * abs(usual),
+            p.week_short,
+            p.week_error_span,
+            p.week_long_span,
+            cap=p.week_cap,
         )
-        if judged is None:
-            return 0.0, step
-        bound = p.week_clip * self.mae
-        step = max(-bound, min(bound, step))
-        if n - 2 < p.week_wait:
-            return 0.0, step
+        if judged is None or n - 2 < p.week_wait:
+            return 0.0
         _, score = judged
         if self.held > 0:
             self.held -= 1
-            return 0.0, step
+            return 0.0
         if score >= p.threshold:
             self.held = p.week_hold
-        return score, step
+        return score
+
+    def _learnt(self, p: LikelihoodParams, k: int, mean: float, usual: float) -> float:
+        """Slot `k`'s usual mean after a compared `mean`: a step of `week_rate` towards it, the
+        difference taken at most `week_clip` usual differences (a one-off odd hour learnt whole
+        would make the same hour of the next weeks odd the other way), unless the slot differed
+        beyond that the same way the week before too: then `mean` is its new usual (a change that
+        lasts, or a profile that learnt an odd week before the usual difference was known)."""
+        assert self.odd is not None
+        step = mean - usual
+        bound = p.week_clip * self.mae
+        if self.compared <= 2 or abs(step) <= bound:
+            self.odd[k] = 0.0
+            return usual + p.week_rate * step
+        sign = 1.0 if step > 0 else -1.0
+        if self.odd[k] == sign:
+            self.odd[k] = 0.0
+            return mean
+        self.odd[k] = sign
+        return usual + p.week_rate * sign * bound

@@ -21,11 +21,11 @@ VERSION = "1.4.0"
 #: on; its labels were used only to compare a handful of method variants (see models/README.md).
 EVALUATION = {
     "nab_v1.1": {
-        "standard": 75.32,
-        "reward_low_fp": 70.54,
-        "reward_low_fn": 78.95,
-        "standard_at_own_threshold": 75.13,
-        "reward_low_fp_at_own_threshold": 70.11,
+        "standard": 75.26,
+        "reward_low_fp": 70.39,
+        "reward_low_fn": 78.91,
+        "standard_at_own_threshold": 75.07,
+        "reward_low_fp_at_own_threshold": 70.01,
         "published_best_standard": "ARTime 74.85",
         "published_best_reward_low_fp": "CAD OSE 66.98",
     },
@@ -91,8 +91,10 @@ def build(seed: int, skab_dir: Path | None, directory: Path = MODELS_DIR) -> Non
             "state, the same forecaster), entering at each block's last reading; (5) the week's "
             "rhythm (models.weekly): each `week_slot_s` slot's mean against the same slot of "
             "earlier weeks (a profile learnt at `week_rate`, used once a slot was seen in "
-            "`week_after` weeks, each difference learnt up to `week_clip` usual ones; a slot "
-            "whose readings are further apart than `week_gap_factor` usual intervals is skipped), "
+            "`week_after` weeks, each difference learnt up to `week_clip` usual ones unless the "
+            "slot differed that way the week before too, then taken as its new usual; the usual "
+            "difference learns at most `week_cap` of them; a slot whose readings are further "
+            "apart than `week_gap_factor` usual intervals and `week_gap_share` of it is skipped), "
             "the anomaly likelihood of the last `week_short` differences, once `week_wait` are "
             "weighed, held for `week_hold` compared slots once it fires; "
             "'level' before, "
