@@ -164,11 +164,12 @@ def error_likelihood(
     Gaussian tail against the running mean and variance of the short-term means before it, on
     the log scale (0.5 at a tail probability of 1e-5, 1.0 at 1e-10). Spans: the usual error's
     (`error_span`) and the short-term means' (`long_span`), both running means from the start.
-    From the 4th error on, the usual error learns an error of at most `cap` usual errors (one
-    glitch must not make every later error look small for months).
+    From the 4th error on, the usual error learns an error of at most `cap` usual errors (at
+    least `floor`; one glitch must not make every later error look small for months).
     """
     scale = track.mae
-    learnt = cap * scale if n > 3 and err > cap * scale else err
+    limit = cap * max(scale, floor)
+    learnt = limit if n > 3 and err > limit else err
     track.mae += max(1.0 / n, 1.0 / error_span) * (learnt - track.mae)
     if n <= 2:
         return None

@@ -13,11 +13,11 @@ once at WARNING and the hub runs on with its rules only (the service then discar
 
 Per-stream state is bounded: at most `max_streams` streams are kept (the least recently updated
 is forgotten first) and a stream silent for `idle_s` is forgotten; each stream's state is about
-9-12 kB. A stream is `<device_id>/<measurement>`.
+11-13 kB. A stream is `<device_id>/<measurement>`.
 
 Configuration (the `[anomaly]` section):
 - `model` (default `univariate`): the model streams are scored with.
-- `max_streams` (default 500): streams with state at once (9-12 kB each).
+- `max_streams` (default 500): streams with state at once (11-13 kB each).
 - `queue_size` (default 20000): readings waiting for the scorer before the oldest is dropped.
 - `idle_s` (default 7 days): a stream silent this long is forgotten (it warms up again).
 - `ignore` (default none): device ids, or `device_id/measurement` streams, the univariate model

@@ -56,7 +56,7 @@ class BlockScale:
 
 @dataclass(slots=True)
 class StreamState:
-    """Everything the detector keeps for one stream (bounded: 9-12 kB)."""
+    """Everything the detector keeps for one stream (bounded: 11-13 kB)."""
 
     features: UnivariateFeatures = field(default_factory=UnivariateFeatures)
     likelihood: LikelihoodState = field(default_factory=LikelihoodState)
