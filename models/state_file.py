@@ -145,7 +145,7 @@ _MAY_BE_NAN = {
     "UnivariateFeatures": {"profile"},
     "LikelihoodState": {"first_at", "last_value", "surprise_high"},
     "SustainedState": {"first_t", "block_t", "last_t", "tail", "profile", "profile_hi"},
-    "WeeklyScale": {"slot", "last", "profile"},
+    "WeeklyScale": {"slot", "profile"},
 }
 _MAY_BE_INFINITE = {
     "UnivariateFeatures": {"last_t"},
@@ -278,7 +278,7 @@ def _check_weekly(week: WeeklyScale, f: UnivariateFeatures, p: LikelihoodParams)
     reading can have)."""
     if week.count > f.n:
         raise StateFileError(f"weekly holds {week.count} readings of a stream of {f.n}")
-    if week.count and not (week.last == f.last_t and week.slot == week.last // p.week_slot_s):
+    if week.count and week.slot != f.last_t // p.week_slot_s:
         raise StateFileError("weekly's slot being filled is not that of the last reading")
     _check_filling(week.total, week.count, "weekly.")
     slots = week_slots(p)

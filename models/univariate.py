@@ -81,9 +81,9 @@ class UnivariateDetector:
         params = self.params
         rows: list[list[float]] = []
         targets: list[float] = []
-        # (item, its row, the stream's usual interval then, and at a block's last reading the
-        # block's row and mean)
-        taken: list[tuple[int, int, float, int, float]] = []
+        # (item, its row, the stream's usual interval then, the time-of-week scale's score, and
+        # at a block's last reading the block's row and mean)
+        taken: list[tuple[int, int, float, float, int, float]] = []
 
         def add_row(feats: UnivariateFeatures, t: float, x: float) -> int:
             row, target = feats.step(t, x)
@@ -96,24 +96,27 @@ class UnivariateDetector:
             if not feats.accepts(t, x):
                 state.refused += 1
                 continue
+            since = t - feats.last_t  # inf for the stream's first reading
             j = add_row(feats, t, x)
+            week = state.weekly.step(params, t, x, since, feats.gap)
             mean = state.blocks.add(params, t, x)
             if mean is None:
-                taken.append((i, j, feats.gap, -1, 0.0))
+                taken.append((i, j, feats.gap, week, -1, 0.0))
             else:
-                taken.append((i, j, feats.gap, add_row(state.blocks.features, t, mean), mean))
+                b = add_row(state.blocks.features, t, mean)
+                taken.append((i, j, feats.gap, week, b, mean))
         out: list[Score | None] = [None] * len(items)
         if not rows:
             return out
         features = Tensor.of_rows(rows, N_UNIVARIATE)
         flat = self.model.run({self.model.session.inputs[0]: features}).column(0)
         sustained = self.sustained
-        for i, j, gap, b, mean in taken:
+        for i, j, gap, week, b, mean in taken:
             state, t, x = items[i]
-            slow = state.weekly.step(params, t, x, gap)
+            slow = week
             if b >= 0:
                 block = state.blocks.likelihood.evidence(params, targets[b], flat[b], mean, t)
-                slow = max(slow, block)
+                slow = max(week, block)
             lk = state.likelihood
             level, event, _ = lk.score(params, targets[j], flat[j], x, t, slow)
             deviation = state.sustained.step(sustained, t, x, gap)

@@ -62,7 +62,6 @@ class WeeklyScale:
     slot: float = math.nan  # the slot being filled (its number since the epoch)
     total: float = 0.0  # the sum of its readings so far
     count: int = 0
-    last: float = math.nan  # the time of the last reading taken in
     widest: float = 0.0  # the widest interval around the readings of the slot being filled
     profile: array[float] | None = None  # by slot of the week: its usual mean (NaN: not seen)
     visits: array[float] | None = None  # by slot of the week: weeks seen (up to `week_after`)
@@ -75,13 +74,17 @@ class WeeklyScale:
     long_var: float = 0.0
     held: int = 0  # slots the channel is still held at 0 for
 
-    def step(self, p: LikelihoodParams, t: float, x: float, usual_interval: float) -> float:
+    def step(
+        self, p: LikelihoodParams, t: float, x: float, since: float, usual_interval: float
+    ) -> float:
         """Take in one reading (finite, not older than the last); the channel's score in [0, 1]
-        (0 but at the first reading of a slot, when the slot before is judged).
-        `usual_interval`: the stream's usual interval between readings, this one's included
-        (`UnivariateFeatures.gap`)."""
+        (0 but at the first reading of a slot, when the slot before is judged). `since`: the
+        time since the stream's reading before (inf for its first); `usual_interval`: the
+        stream's usual interval between readings, this one's included (both from
+        `UnivariateFeatures`)."""
         slot = t // p.week_slot_s
-        since = t - self.last if self.count else math.inf  # the stream's first reading: inf
+        if not self.count:  # this scale's first reading (in a stream it may join late: an
+            since = math.inf  # older state file): the hour before it was not taken in
         score = 0.0
         if self.count and slot != self.slot:
             allowed = max(p.week_gap_factor * usual_interval, p.week_gap_share * p.week_slot_s)
@@ -93,7 +96,6 @@ class WeeklyScale:
             self.widest = since
         self.total += x
         self.count += 1
-        self.last = t
         return score
 
     def _close(self, p: LikelihoodParams, whole: bool) -> float:

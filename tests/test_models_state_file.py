@@ -395,7 +395,7 @@ def _huge_usual_week(kept: dict[str, Any]) -> dict[str, Any]:
         (_edit("likelihood.long_var", 1e300), "likelihood.long_mean or long_var is beyond"),
         (_edit("weekly.count", 2**60), "weekly holds 1152921504606846976 readings of a stream"),
         (_edit("weekly.slot", 1e300), "weekly's slot being filled is not that of the last"),
-        (_edit("weekly.last", 0.0), "weekly's slot being filled is not that of the last"),
+        (_edit("features.last_t", 0.0), "weekly's slot being filled is not that of the last"),
         (lambda kept: {**kept, "streams": {"deep": [_nested(400), T0]}}, "differ from"),
         # Valid JSON that no float holds: a 400-digit integer.
         (

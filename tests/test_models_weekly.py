@@ -42,9 +42,17 @@ def _weekly_scores(
     t: np.ndarray, x: np.ndarray, p: LikelihoodParams = P, every_s: float = 600.0
 ) -> np.ndarray:
     """The time-of-week scale's scores of a stream read every `every_s` (its usual interval)."""
-    scale = WeeklyScale()
-    rows = zip(t.tolist(), x.tolist(), strict=True)
-    return np.array([scale.step(p, a, v, every_s) for a, v in rows])
+    return np.array(_fed(WeeklyScale(), t, x, p, every_s))
+
+
+def _fed(
+    scale: WeeklyScale, t: np.ndarray, x: np.ndarray, p: LikelihoodParams, every_s: float
+) -> list[float]:
+    """`scale` fed a stream's readings, each with the time since the one before (as the
+    detector does, from its features); their scores."""
+    since = np.diff(t, prepend=-np.inf).tolist()
+    rows = zip(t.tolist(), x.tolist(), since, strict=True)
+    return [scale.step(p, a, v, dt, every_s) for a, v, dt in rows]
 
 
 def _on_day(t: np.ndarray, day: int) -> np.ndarray:
@@ -182,12 +190,10 @@ def test_slots_missed_in_a_gap_are_neither_judged_nor_learnt() -> None:
     gap = (t >= MONDAY + 3 * WEEK_S + 1.5 * DAY_S) & (t < MONDAY + 3 * WEEK_S + 4.5 * DAY_S)
     first_weeks = t < MONDAY + 3 * WEEK_S
     before = WeeklyScale()
-    for a, v in zip(t[first_weeks].tolist(), x[first_weeks].tolist(), strict=True):
-        before.step(P, a, v, 600.0)
+    _fed(before, t[first_weeks], x[first_weeks], P, 600.0)
     assert before.profile is not None
     scale = WeeklyScale()
-    rows = zip(t[~gap].tolist(), x[~gap].tolist(), strict=True)
-    scores = [scale.step(P, a, v, 600.0) for a, v in rows]
+    scores = _fed(scale, t[~gap], x[~gap], P, 600.0)
     assert max(scores) < P.threshold  # after the gap each slot meets its own slot of the week
     assert scale.profile is not None
     assert scale.visits is not None
