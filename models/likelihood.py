@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from models.bounded import push_sum
+from models.quantile import track_quantile
 
 #: A week in seconds: the time-of-week scale's period (`models.weekly`).
 WEEK_S = 7 * 86_400.0
@@ -311,9 +312,9 @@ class LikelihoodState:
         beyond_usual = not gated or math.isnan(high) or short > p.surprise_gate * high
         if math.isnan(high):
             high = short
-        else:  # log-scale steps, like the sustained score's tail
+        else:
             rate = max(1.0 / n, p.surprise_rate)
-            high *= math.exp(rate * (p.surprise_quantile - (0.0 if short > high else 1.0)))
+            high = track_quantile(high, short, p.surprise_quantile, rate)
         self.surprise_high = max(high, MIN_HIGH)
         return likelihood if beyond_usual else 0.0
 

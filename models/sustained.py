@@ -45,6 +45,7 @@ from typing import Any
 
 from models.bounded import push
 from models.features import PROFILE_SLOTS, profile_slot
+from models.quantile import track_quantile
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +177,7 @@ class SustainedState:
         # The quantile's memory grows with the time it has learnt, up to `spread_days`.
         eta = _rate(w, min(max(age - p.warmup_s, p.settle_s / 8.0), p.spread_days * 86_400.0))
         # A tracked high quantile of |r| (log-scale steps): what a normal day's excursions reach.
-        tail *= math.exp(eta * p.tail_q if r > tail else -eta * (1.0 - p.tail_q))
+        tail = track_quantile(tail, r, p.tail_q, eta)
         tail = self.tail = max(tail, floor)
         if settling:
             self.score = 0.0
